@@ -1,0 +1,109 @@
+/*
+ * container.h - the .ellm file: writing (streaming, tensor by tensor) and
+ * reading (mmap, checksums, parallel decode into in-memory tensors).
+ * The byte layout is specified in docs/FORMAT.md.
+ */
+#ifndef ELLM_CONTAINER_H
+#define ELLM_CONTAINER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+#include "common/pool.h"
+#include "entrollm.h"
+#include "quant/quant.h"
+
+#define ELLM_MAGIC "ENTROLLM"
+#define ELLM_FORMAT_VERSION 1
+#define ELLM_ALIGN 64
+#define ELLM_HEADER_SIZE 128
+
+/* One tensor as recorded in the directory. Pointers point into the mmap. */
+typedef struct ellm_ftensor {
+    char *name;
+    int n_dims;
+    int64_t shape[4];
+    uint64_t n;
+    ellm_scheme scheme;       /* ELLM_SCHEME_FLOAT for kept tensors */
+    int bits;                 /* 8 or 4; 32 for float-kept tensors */
+    ellm_granularity granularity;
+    uint64_t group_size;
+    uint64_t n_groups;
+    ellm_coder coder;
+    double entropy_bits;      /* of the integers, measured at compression */
+    uint64_t payload_offset;  /* absolute; ELLM_ALIGN-aligned */
+    uint64_t payload_size;
+    uint64_t payload_checksum;
+    /* Inside the payload (all offsets relative to payload_offset):
+     * scales: n_groups float32 at 0; zeros: n_groups uint8 after them;
+     * the coded block (or raw data) at block_offset (aligned to 64). */
+    uint64_t block_offset;
+    uint64_t block_size;
+    const float *scales;
+    const uint8_t *zeros;
+    const uint8_t *block;
+} ellm_ftensor;
+
+typedef struct ellm_fblob {
+    char *name;
+    uint64_t offset, size, checksum;
+    const uint8_t *data;
+} ellm_fblob;
+
+struct ellm_file {
+    char *path;
+    ellm_mmap map;
+    uint32_t version;
+    char *metadata_json;      /* NUL-terminated copy */
+    size_t n_tensors;
+    ellm_ftensor *tensors;
+    size_t n_blobs;
+    ellm_fblob *blobs;
+};
+
+/* Finds a tensor/blob by name (-1 / NULL if absent). */
+long ellm_file_find(const ellm_file *f, const char *name);
+const ellm_fblob *ellm_file_blob(const ellm_file *f, const char *name);
+
+/* Checks one payload's checksum (ELLM_E_CHECKSUM names tensor and offset). */
+ellm_status ellm_file_check_tensor(const ellm_file *f, size_t index, ellm_error *err);
+
+/* Decodes tensors into in-memory form: integer tensors get their codes in the
+ * kernel layout (copied for RAW, entropy-decoded in parallel otherwise);
+ * float tensors are copied. Checks each payload checksum first unless
+ * skip_checksums. out[i] for every i in indices (or all tensors when
+ * indices == NULL; then n = f->n_tensors). */
+ellm_status ellm_file_load_tensors(const ellm_file *f, const size_t *indices, size_t n,
+                                   ellm_pool *pool, int skip_checksums, ellm_qtensor *out,
+                                   double *decode_seconds, ellm_error *err);
+
+/* ---- writing ------------------------------------------------------------ */
+
+typedef struct ellm_writer ellm_writer;
+
+ellm_status ellm_writer_open(const char *path, const char *metadata_json, ellm_writer **out,
+                             ellm_error *err);
+ellm_status ellm_writer_add_blob(ellm_writer *w, const char *name, const uint8_t *data, size_t size,
+                                 ellm_error *err);
+
+typedef struct ellm_wtensor {
+    const char *name;
+    int n_dims;
+    const int64_t *shape;
+    ellm_scheme scheme;
+    int bits;                 /* 8, 4, or 32 (float kept) */
+    const ellm_qparams *qp;   /* NULL for float */
+    ellm_coder coder;
+    double entropy_bits;
+    const uint8_t *block;     /* coded block, raw codes (kernel layout), or float32 data */
+    uint64_t block_size;
+} ellm_wtensor;
+
+ellm_status ellm_writer_add_tensor(ellm_writer *w, const ellm_wtensor *t, ellm_error *err);
+/* Writes directory and header, then renames the file into place. Frees w. */
+ellm_status ellm_writer_finish(ellm_writer *w, uint64_t *file_bytes, ellm_error *err);
+/* Deletes the partial file. Frees w. */
+void ellm_writer_abort(ellm_writer *w);
+
+#endif /* ELLM_CONTAINER_H */
