@@ -1,0 +1,200 @@
+/* test_llama2c.c - the llama2.c reader on the real stories260K and
+ * aidreams260K checkpoints, and its refusals of bad headers and sizes. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common/common.h"
+#include "formats/llama2c.h"
+#include "formats/source.h"
+#include "formats/test_util.h"
+
+static void check_stories(const char *data_dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/stories260K/stories260K.bin", data_dir);
+    ellm_error err = {0};
+    src_model *m = NULL;
+    CHECK_OK(src_open(path, NULL, &m, &err), err);
+    CHECK(strcmp(m->format, "llama2c") == 0);
+    /* embed + 5 layers x 9 + norm; shared classifier: no output.weight */
+    CHECK(m->n_tensors == 1 + 5 * 9 + 1);
+    CHECK(src_find(m, "output.weight") < 0);
+    long wk = src_find(m, "layers.4.attention.wk.weight");
+    CHECK(wk >= 0);
+    CHECK(m->tensors[wk].n_dims == 2 && m->tensors[wk].shape[0] == 32 && m->tensors[wk].shape[1] == 64);
+    long w2 = src_find(m, "layers.0.feed_forward.w2.weight");
+    CHECK(w2 >= 0 && m->tensors[w2].shape[0] == 64 && m->tensors[w2].shape[1] == 172);
+    long emb = src_find(m, "tok_embeddings.weight");
+    CHECK(emb == 0 && m->tensors[0].offset == 28 && m->tensors[0].shape[0] == 512);
+    /* rms_final sits right before the 512x8 freq_cis tables at the end */
+    long norm = src_find(m, "norm.weight");
+    CHECK(norm >= 0 && m->tensors[norm].offset == 1056540 - 512 * 8 * 4 - 64 * 4);
+
+    /* Tensor data equals the raw floats at the computed offsets. */
+    uint8_t *raw;
+    size_t raw_size;
+    CHECK_OK(ellm_read_file(path, &raw, &raw_size, &err), err);
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const src_tensor *t = &m->tensors[i];
+        float *f = malloc(t->n_bytes);
+        CHECK_OK(src_read_f32(m, i, f, &err), err);
+        CHECK(memcmp(f, raw + t->offset, t->n_bytes) == 0);
+        free(f);
+    }
+    /* Norm weights of a trained model are positive, around 1; sanity. */
+    float nw[64];
+    CHECK_OK(src_read_f32(m, (size_t)norm, nw, &err), err);
+    for (int i = 0; i < 64; i++) CHECK(isfinite(nw[i]) && fabsf(nw[i]) < 50);
+    CHECK(m->source_checksum == ellm_checksum(raw, raw_size));
+    free(raw);
+
+    const src_blob *tok = src_find_blob(m, "tokenizer.bin");
+    CHECK(tok && tok->size == 6227);
+    json_error_t je;
+    json_t *cfg = json_loads(m->config_json, 0, &je);
+    CHECK(cfg);
+    CHECK(json_integer_value(json_object_get(cfg, "hidden_size")) == 64);
+    CHECK(json_integer_value(json_object_get(cfg, "intermediate_size")) == 172);
+    CHECK(json_integer_value(json_object_get(cfg, "num_hidden_layers")) == 5);
+    CHECK(json_integer_value(json_object_get(cfg, "num_attention_heads")) == 8);
+    CHECK(json_integer_value(json_object_get(cfg, "num_key_value_heads")) == 4);
+    CHECK(json_integer_value(json_object_get(cfg, "vocab_size")) == 512);
+    CHECK(json_integer_value(json_object_get(cfg, "max_position_embeddings")) == 512);
+    CHECK(json_is_true(json_object_get(cfg, "tie_word_embeddings")));
+    CHECK(strcmp(json_string_value(json_object_get(cfg, "entrollm_rope_layout")), "interleaved") == 0);
+    CHECK(strcmp(json_string_value(json_object_get(cfg, "model_type")), "llama") == 0);
+    CHECK(fabs(json_number_value(json_object_get(cfg, "rms_norm_eps")) - 1e-5) < 1e-12);
+    json_decref(cfg);
+    CHECK(m->source_bytes == 1056540);
+    src_close(m);
+}
+
+static void check_aidreams(const char *data_dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/aidreams260K/aidreams260K.bin", data_dir);
+    ellm_error err = {0};
+    src_model *m = NULL;
+    CHECK_OK(src_open(path, NULL, &m, &err), err);
+    CHECK(m->n_tensors == 1 + 4 * 9 + 1);
+    long wk = src_find(m, "layers.3.attention.wk.weight");
+    CHECK(wk >= 0 && m->tensors[wk].shape[0] == 64);
+    CHECK(src_find_blob(m, "tokenizer.bin")->size == 6290);
+    src_close(m);
+}
+
+/* Writes a synthetic checkpoint with an unshared classifier (negative vocab)
+ * and checks output.weight is the last array after freq_cis. */
+static void check_unshared(const char *tmp) {
+    int32_t h[7] = {16, 24, 2, 4, 2, -10, 8};
+    uint64_t dim = 16, hid = 24, L = 2, kv = 8, V = 10, head = 4, seq = 8;
+    uint64_t floats = V * dim + L * dim + L * dim * dim * 2 + 2 * L * kv * dim + L * dim +
+                      3 * L * hid * dim + dim + seq * head + V * dim;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/unshared.bin", tmp);
+    FILE *f = fopen(path, "wb");
+    fwrite(h, 4, 7, f);
+    for (uint64_t i = 0; i < floats; i++) {
+        float v = (float)i;
+        fwrite(&v, 4, 1, f);
+    }
+    fclose(f);
+    ellm_error err = {0};
+    src_model *m = NULL;
+    /* no tokenizer beside it: opens without one */
+    CHECK_OK(src_open_llama2c(path, NULL, &m, &err), err);
+    long out = src_find(m, "output.weight");
+    CHECK(out == (long)m->n_tensors - 1);
+    float *w = malloc(V * dim * 4);
+    CHECK_OK(src_read_f32(m, (size_t)out, w, &err), err);
+    CHECK(w[0] == (float)(floats - V * dim) && w[V * dim - 1] == (float)(floats - 1));
+    free(w);
+    CHECK(src_find_blob(m, "tokenizer.bin") == NULL);
+    CHECK(strstr(m->config_json, "\"tie_word_embeddings\": false"));
+    src_close(m);
+
+    /* a tokenizer with too few entries is refused */
+    char tokp[1024];
+    snprintf(tokp, sizeof tokp, "%s/tok_short.bin", tmp);
+    f = fopen(tokp, "wb");
+    int32_t maxlen = 1;
+    fwrite(&maxlen, 4, 1, f);
+    for (int i = 0; i < 3; i++) {
+        float sc = 0;
+        int32_t len = 1;
+        fwrite(&sc, 4, 1, f);
+        fwrite(&len, 4, 1, f);
+        fputc('a', f);
+    }
+    fclose(f);
+    CHECK(src_open_llama2c(path, tokp, &m, &err) == ELLM_E_FORMAT);
+    CHECK(strstr(err.message, "tok_short.bin") && strstr(err.message, "10 tokens"));
+
+    /* truncated: one float short */
+    CHECK(truncate(path, (off_t)(28 + 4 * floats - 4)) == 0);
+    CHECK(src_open(path, NULL, &m, &err) == ELLM_E_FORMAT);
+    CHECK(strstr(err.message, "unshared.bin") && strstr(err.message, "truncated"));
+    /* trailing data */
+    CHECK(truncate(path, (off_t)(28 + 4 * floats + 4)) == 0);
+    CHECK(src_open(path, NULL, &m, &err) == ELLM_E_FORMAT);
+    CHECK(strstr(err.message, "trailing data"));
+    unlink(path);
+    unlink(tokp);
+}
+
+static void check_bad_headers(void) {
+    ellm_error err = {0};
+    llama2c_config c;
+    uint8_t b[28];
+    const int32_t good[7] = {64, 172, 5, 8, 4, 512, 512};
+    struct {
+        int field;
+        int32_t value;
+        const char *expect;
+    } cases[] = {
+        {0, 0, "dim = 0"},          {0, -64, "dim = -64"},     {1, 0, "hidden_dim"},
+        {2, 0, "n_layers"},         {2, 100000, "n_layers"},   {3, 0, "n_heads"},
+        {3, 7, "multiple of n_heads"}, {4, 0, "n_kv_heads"},   {4, 16, "n_kv_heads"},
+        {4, 3, "multiple of n_kv_heads"}, {5, 0, "vocab_size"}, {5, INT32_MIN, "vocab_size"},
+        {6, 0, "seq_len"},          {6, -1, "seq_len"},
+    };
+    for (size_t i = 0; i < ELLM_ARRAY_LEN(cases); i++) {
+        int32_t h[7];
+        memcpy(h, good, sizeof h);
+        h[cases[i].field] = cases[i].value;
+        memcpy(b, h, 28);
+        CHECK(llama2c_parse_header(b, 28, 1056540, "x.bin", &c, &err) == ELLM_E_FORMAT);
+        if (!strstr(err.message, cases[i].expect) || !strstr(err.message, "x.bin")) {
+            fprintf(stderr, "case %zu: %s\n", i, err.message);
+            CHECK(0);
+        }
+    }
+    memcpy(b, good, 28);
+    CHECK_OK(llama2c_parse_header(b, 28, 1056540, "x.bin", &c, &err), err);
+    CHECK(llama2c_parse_header(b, 27, 1056540, "x.bin", &c, &err) == ELLM_E_FORMAT);
+    CHECK(llama2c_parse_header(b, 28, 1056536, "x.bin", &c, &err) == ELLM_E_FORMAT);
+    memcpy(b, "ak42", 4);
+    CHECK(llama2c_parse_header(b, 28, 1056540, "x.bin", &c, &err) == ELLM_E_UNSUPPORTED);
+    CHECK(strstr(err.message, "version-0"));
+}
+
+int main(void) {
+    const char *data = test_data_dir();
+    char tmp[] = "/tmp/ellm_test_llama2c_XXXXXX";
+    CHECK(mkdtemp(tmp));
+    check_stories(data);
+    check_aidreams(data);
+    check_unshared(tmp);
+    check_bad_headers();
+    /* a file that does not exist */
+    ellm_error err = {0};
+    src_model *m;
+    CHECK(src_open("/nonexistent/model.bin", NULL, &m, &err) == ELLM_E_IO);
+    CHECK(strstr(err.message, "/nonexistent/model.bin"));
+    rmdir(tmp);
+    printf("llama2c: ok\n");
+    return 0;
+}
