@@ -10,6 +10,7 @@
 #ifndef ELLM_GGUF_H
 #define ELLM_GGUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -79,6 +80,12 @@ typedef struct gguf_ctx {
 
 /* Parses header, metadata and tensor infos. `name` is used in messages. */
 ellm_status gguf_parse(const uint8_t *buf, size_t size, const char *name, gguf_ctx *ctx, ellm_error *err);
+/* Same on the first `avail` bytes of a file of total_size bytes (tensor data
+ * is checked against total_size). When it fails only because the metadata
+ * runs past `avail`, *need_more is set: retry with a longer prefix. This is
+ * how the model reader parses a large GGUF without mapping or loading it. */
+ellm_status gguf_parse_prefix(const uint8_t *buf, size_t avail, uint64_t total_size, const char *name,
+                              gguf_ctx *ctx, bool *need_more, ellm_error *err);
 void gguf_free(gguf_ctx *ctx);
 
 const gguf_kv *gguf_find(const gguf_ctx *ctx, const char *key);
@@ -87,11 +94,15 @@ const gguf_kv *gguf_find(const gguf_ctx *ctx, const char *key);
 int gguf_get_u64(const gguf_ctx *ctx, const char *key, uint64_t *out);
 int gguf_get_f64(const gguf_ctx *ctx, const char *key, double *out);
 int gguf_get_str(const gguf_ctx *ctx, const char *key, gguf_str *out);
-/* Array of strings: iterate with gguf_arr_str(kv, i) (O(1) after the first
- * call builds an index inside ctx). */
+/* Array of strings: *items receives a malloc'd array of kv->arr_len strings
+ * pointing into the buffer (free() it); O(n) once, then O(1) per item. */
 ellm_status gguf_str_array(const gguf_ctx *ctx, const gguf_kv *kv, gguf_str **items, ellm_error *err);
 
+/* "F32", "Q4_K", ...; "unknown" for ids ggml does not define. */
 const char *ggml_type_name(uint32_t type);
+/* Bytes of n elements of a ggml type; false for unknown types, partial
+ * blocks or overflow. */
+bool gguf_tensor_bytes(uint32_t type, uint64_t n, uint64_t *bytes);
 
 /* ---- writing ------------------------------------------------------------ */
 
