@@ -1,0 +1,298 @@
+/*
+ * compress.c - the compression pipeline: source model -> per-tensor
+ * quantization -> entropy coding -> .ellm file.
+ *
+ * It streams: one tensor is read, quantized, coded and written before the
+ * next is read, so peak memory is about 6 bytes per element of the largest
+ * tensor (its floats, its codes, its coded block) whatever the model's size.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/pool.h"
+#include "container/container.h"
+#include "entropy/entropy.h"
+#include "formats/source.h"
+#include "quant/quant.h"
+
+void ellm_compress_options_default(ellm_compress_options *o) {
+    memset(o, 0, sizeof *o);
+    o->bits = 8;
+    o->scheme = ELLM_SCHEME_AUTO;
+    o->granularity = ELLM_GRAN_TENSOR;
+    o->group_size = 0;
+    o->coder = ELLM_CODER_HUFFMAN;
+    o->segment_symbols = 0;
+    o->keep = ELLM_KEEP_NONE;
+    o->n_threads = 0;
+}
+
+void ellm_compress_report_free(ellm_compress_report *r) {
+    if (!r) return;
+    free(r->tensors);
+    free(r);
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Why a tensor stays in float under the keep flags, or NULL to quantize it.
+ * Names of every source convention: HF, llama2.c/Meta, GGUF. */
+static const char *keep_reason(const char *name, unsigned keep) {
+    if ((keep & ELLM_KEEP_NORMS) && strstr(name, "norm")) return "--keep norms";
+    if ((keep & ELLM_KEEP_BIASES) && ends_with(name, ".bias")) return "--keep biases";
+    if ((keep & ELLM_KEEP_EMBEDDINGS) &&
+        (strstr(name, "embed_tokens") || strstr(name, "tok_embeddings") || strstr(name, "token_embd")))
+        return "--keep embeddings";
+    if ((keep & ELLM_KEEP_OUTPUT) && (strstr(name, "lm_head") || strcmp(name, "output.weight") == 0))
+        return "--keep output";
+    return NULL;
+}
+
+static const char *granularity_name(ellm_granularity g) {
+    return g == ELLM_GRAN_ROW ? "row" : g == ELLM_GRAN_GROUP ? "group" : "tensor";
+}
+
+/* The metadata JSON: source, config, quantization choices. */
+static char *build_metadata(const src_model *src, const ellm_compress_options *o, ellm_error *err) {
+    json_error_t jerr;
+    json_t *config = json_loads(src->config_json ? src->config_json : "{}", 0, &jerr);
+    if (!config || !json_is_object(config)) {
+        json_decref(config);
+        ellm_fail(err, ELLM_E_FORMAT, "%s: model config is not a JSON object: %s", src->path, jerr.text);
+        return NULL;
+    }
+    char checksum[32];
+    snprintf(checksum, sizeof checksum, "%016llx", (unsigned long long)src->source_checksum);
+    json_t *keep = json_array();
+    const char *keep_names[] = {"norms", "embeddings", "output", "biases"};
+    for (int i = 0; i < 4; i++)
+        if (o->keep & (1u << i)) json_array_append_new(keep, json_string(keep_names[i]));
+    json_t *meta = json_pack("{s:s, s:i, s:s, s:{s:s, s:s, s:s, s:I}, s:o, s:{s:i, s:s, s:s, s:I, s:s, s:I, s:o}}",
+                             "format", "entrollm", "format_version", ELLM_FORMAT_VERSION, "producer",
+                             "entrollm " ELLM_VERSION_STRING, "source", "path", src->path, "format", src->format,
+                             "checksum_xxh3", checksum, "bytes", (json_int_t)src->source_bytes, "config", config,
+                             "quantization", "bits", o->bits, "scheme",
+                             o->scheme == ELLM_SCHEME_AUTO ? "auto" : ellm_scheme_name(o->scheme), "granularity",
+                             granularity_name(o->granularity), "group_size", (json_int_t)o->group_size, "coder",
+                             ellm_coder_name(o->coder), "segment_symbols", (json_int_t)o->segment_symbols, "keep",
+                             keep);
+    if (!meta) {
+        ellm_fail(err, ELLM_E_INTERNAL, "cannot build metadata JSON");
+        return NULL;
+    }
+    json_t *gen = json_object_get(config, "entrollm_generated_weights");
+    if (gen && json_is_true(gen)) json_object_set_new(meta, "weights_generated", json_true());
+    char *text = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(meta);
+    if (!text) ellm_fail(err, ELLM_E_NOMEM, "out of memory");
+    return text;
+}
+
+/* Scratch buffers reused across tensors (grown to the largest). */
+typedef struct scratch {
+    float *weights;
+    uint8_t *codes;
+    uint64_t cap;
+} scratch;
+
+static ellm_status scratch_reserve(scratch *s, uint64_t n, ellm_error *err) {
+    if (n <= s->cap) return ELLM_OK;
+    free(s->weights);
+    free(s->codes);
+    s->weights = ellm_malloc(n * sizeof(float), err);
+    s->codes = ellm_malloc(n, err);
+    s->cap = (s->weights && s->codes) ? n : 0;
+    return s->cap ? ELLM_OK : ELLM_E_NOMEM;
+}
+
+static float max_abs_error(const ellm_qparams *qp, const float *w, const uint8_t *codes, uint64_t n,
+                           float *scale_max) {
+    float worst = 0, smax = 0;
+    for (uint64_t g = 0; g < qp->n_groups; g++) {
+        uint64_t start = g * qp->group_size, len = ELLM_MIN(qp->group_size, n - start);
+        float s = qp->scales[g];
+        int z = qp->zeros[g];
+        if (fabsf(s) > smax) smax = fabsf(s);
+        for (uint64_t i = start; i < start + len; i++) {
+            float e = fabsf(s * (float)((int)codes[i] - z) - w[i]);
+            if (e > worst) worst = e;
+        }
+    }
+    *scale_max = smax;
+    return worst;
+}
+
+/* Quantizes and codes one tensor, writes it, fills its report row. */
+static ellm_status compress_tensor(src_model *src, size_t idx, const ellm_compress_options *o, ellm_pool *pool,
+                                   scratch *buf, ellm_writer *w, ellm_tensor_report *rep, ellm_error *err) {
+    const src_tensor *st = &src->tensors[idx];
+    uint64_t n = st->n_elements;
+    ellm_status s = scratch_reserve(buf, n, err);
+    if (s || (s = src_read_f32(src, idx, buf->weights, err))) return s;
+
+    snprintf(rep->name, sizeof rep->name, "%s", st->name);
+    rep->n_dims = st->n_dims;
+    memcpy(rep->shape, st->shape, sizeof rep->shape);
+    rep->n_params = n;
+    rep->kept_reason = keep_reason(st->name, o->keep);
+    ellm_wtensor wt = {.name = st->name, .n_dims = st->n_dims, .shape = st->shape};
+    if (rep->kept_reason) {
+        rep->scheme = ELLM_SCHEME_FLOAT;
+        rep->bits = 32;
+        rep->coder = ELLM_CODER_RAW;
+        rep->entropy_bits = 32;
+        wt.scheme = ELLM_SCHEME_FLOAT;
+        wt.bits = 32;
+        wt.coder = ELLM_CODER_RAW;
+        wt.block = (const uint8_t *)buf->weights;
+        wt.block_size = n * 4;
+        rep->coded_bytes = n * 4;
+        rep->coded_bits_per_weight = 32;
+        return ellm_writer_add_tensor(w, &wt, err);
+    }
+
+    uint64_t row_len = st->n_dims >= 2 ? (uint64_t)st->shape[st->n_dims - 1] : n;
+    ellm_qparams qp;
+    s = ellm_quantize(buf->weights, n, row_len, o->scheme, o->bits, o->granularity, o->group_size, st->name, &qp,
+                      buf->codes, err);
+    if (s) return ellm_fail_prefix(err, "%s", src->path);
+    uint64_t hist[256] = {0};
+    int alphabet = 1 << o->bits;
+    ec_histogram(buf->codes, n, alphabet, hist);
+    rep->entropy_bits = ec_entropy(hist, alphabet);
+    rep->max_abs_error = max_abs_error(&qp, buf->weights, buf->codes, n, &rep->scale_max);
+    rep->scheme = qp.scheme;
+    rep->bits = o->bits;
+    rep->coder = o->coder;
+
+    uint8_t *block = NULL;
+    size_t block_size = 0;
+    if (o->coder == ELLM_CODER_RAW) {
+        block_size = ec_decoded_bytes(o->bits, n);
+        block = ellm_malloc(block_size, err);
+        if (!block) s = ELLM_E_NOMEM;
+        else if (o->bits == 4) ellm_pack_u4(buf->codes, n, block);
+        else memcpy(block, buf->codes, n);
+    } else {
+        s = ec_encode(o->coder, o->bits, buf->codes, n, o->segment_symbols, pool, &block, &block_size, err);
+        if (s) ellm_fail_prefix(err, "tensor %s", st->name);
+    }
+    if (!s) {
+        wt.scheme = qp.scheme;
+        wt.bits = o->bits;
+        wt.qp = &qp;
+        wt.coder = o->coder;
+        wt.entropy_bits = rep->entropy_bits;
+        wt.block = block;
+        wt.block_size = block_size;
+        s = ellm_writer_add_tensor(w, &wt, err);
+    }
+    rep->coded_bytes = block_size;
+    rep->meta_bytes = qp.n_groups * 5;
+    rep->coded_bits_per_weight = n ? 8.0 * (double)(rep->coded_bytes + rep->meta_bytes) / (double)n : 0;
+    free(block);
+    ellm_qparams_free(&qp);
+    return s;
+}
+
+static ellm_status check_options(const ellm_compress_options *o, ellm_error *err) {
+    if (o->bits != 8 && o->bits != 4) return ellm_fail(err, ELLM_E_ARG, "--bits must be 8 or 4, got %d", o->bits);
+    if (o->scheme < ELLM_SCHEME_AUTO || o->scheme > ELLM_SCHEME_ASYMMETRIC)
+        return ellm_fail(err, ELLM_E_ARG, "unknown scheme %d", (int)o->scheme);
+    if (o->granularity == ELLM_GRAN_GROUP && (o->group_size < 2 || o->group_size % 2))
+        return ellm_fail(err, ELLM_E_ARG, "group size must be an even number >= 2, got %u", o->group_size);
+    if ((int)o->coder < 0 || o->coder > ELLM_CODER_RANS) return ellm_fail(err, ELLM_E_ARG, "unknown coder");
+    if (o->segment_symbols == 1 || o->segment_symbols % 2)
+        return ellm_fail(err, ELLM_E_ARG, "segment size must be an even number of symbols, got %u",
+                         o->segment_symbols);
+    return ELLM_OK;
+}
+
+static ellm_status add_blobs(const src_model *src, ellm_writer *w, uint64_t *bytes, ellm_error *err) {
+    *bytes = 0;
+    for (size_t i = 0; i < src->n_blobs; i++) {
+        ellm_status s = ellm_writer_add_blob(w, src->blobs[i].name, src->blobs[i].data, src->blobs[i].size, err);
+        if (s) return s;
+        *bytes += src->blobs[i].size;
+    }
+    return ELLM_OK;
+}
+
+static void finish_report(ellm_compress_report *r) {
+    double entropy_sum = 0;
+    uint64_t plain = 0;
+    for (size_t i = 0; i < r->n_tensors; i++) {
+        const ellm_tensor_report *t = &r->tensors[i];
+        r->params += t->n_params;
+        r->payload_bytes += t->coded_bytes + t->meta_bytes;
+        entropy_sum += t->entropy_bits * (double)t->n_params;
+        plain += t->bits == 32 ? t->n_params * 4 : (t->n_params * (uint64_t)t->bits + 7) / 8 + t->meta_bytes;
+    }
+    r->fp16_bytes = r->params * 2;
+    r->plain_bytes = plain;
+    if (r->params) {
+        r->entropy_bits_per_weight = entropy_sum / (double)r->params;
+        r->coded_bits_per_weight = 8.0 * (double)r->payload_bytes / (double)r->params;
+        r->effective_bits_per_weight = 8.0 * (double)r->file_bytes / (double)r->params;
+    }
+}
+
+ellm_status ellm_compress(const char *source_path, const char *out_path, const ellm_compress_options *opts,
+                          ellm_compress_report **report, ellm_error *err) {
+    ellm_compress_options o;
+    if (opts) o = *opts;
+    else ellm_compress_options_default(&o);
+    if (report) *report = NULL;
+    double t0 = ellm_now();
+    ellm_status s = check_options(&o, err);
+    if (s) return s;
+    src_model *src = NULL;
+    if ((s = src_open(source_path, o.tokenizer_path, &src, err))) return s;
+    ellm_compress_report *r = ellm_calloc(1, sizeof *r, err);
+    ellm_pool *pool = NULL;
+    ellm_writer *w = NULL;
+    char *meta = NULL;
+    scratch buf = {0};
+    if (!r) s = ELLM_E_NOMEM;
+    if (!s) {
+        r->n_tensors = src->n_tensors;
+        r->tensors = ellm_calloc(src->n_tensors, sizeof *r->tensors, err);
+        if (!r->tensors) s = ELLM_E_NOMEM;
+    }
+    if (!s) s = ellm_pool_create(o.n_threads, &pool, err);
+    if (!s && !(meta = build_metadata(src, &o, err))) s = err ? err->code : ELLM_E_INTERNAL;
+    if (!s) s = ellm_writer_open(out_path, meta, &w, err);
+    if (!s) s = add_blobs(src, w, &r->tokenizer_bytes, err);
+    uint64_t total = 0, done = 0;
+    for (size_t i = 0; i < src->n_tensors; i++) total += src->tensors[i].n_elements;
+    for (size_t i = 0; i < src->n_tensors && !s; i++) {
+        if (o.progress) o.progress(o.progress_user, "compressing", done, total);
+        s = compress_tensor(src, i, &o, pool, &buf, w, &r->tensors[i], err);
+        done += src->tensors[i].n_elements;
+    }
+    if (!s && o.progress) o.progress(o.progress_user, "compressing", total, total);
+    if (!s) {
+        s = ellm_writer_finish(w, &r->file_bytes, err);
+        w = NULL;
+    }
+    if (w) ellm_writer_abort(w);
+    free(buf.weights);
+    free(buf.codes);
+    free(meta);
+    ellm_pool_destroy(pool);
+    src_close(src);
+    if (s) {
+        ellm_compress_report_free(r);
+        return s;
+    }
+    r->seconds = ellm_now() - t0;
+    finish_report(r);
+    if (report) *report = r;
+    else ellm_compress_report_free(r);
+    return ELLM_OK;
+}

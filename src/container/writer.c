@@ -1,0 +1,225 @@
+/*
+ * writer.c - streaming .ellm writer (layout: docs/FORMAT.md).
+ *
+ * The header is written as zeros first and filled in at the end, the
+ * metadata follows it, then every blob and tensor payload as it arrives
+ * (64-byte aligned), and the directory last. Only the directory (names,
+ * shapes, offsets: a few hundred bytes per tensor) is held in memory, so a
+ * model of any size streams through. The file appears under its final name
+ * only when complete.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "container/container.h"
+#include "container/format.h"
+
+struct ellm_writer {
+    ellm_outfile out;
+    uint64_t meta_offset, meta_size, meta_checksum;
+    /* directory bytes built as entries arrive */
+    uint8_t *blob_dir, *tensor_dir;
+    size_t blob_dir_len, blob_dir_cap, tensor_dir_len, tensor_dir_cap;
+    uint64_t n_blobs, n_tensors;
+};
+
+static ellm_status dir_append(uint8_t **buf, size_t *len, size_t *cap, const void *data, size_t n,
+                              ellm_error *err) {
+    if (*len + n > *cap) {
+        size_t nc = ELLM_MAX(*cap * 2, *len + n + 256);
+        uint8_t *nb = realloc(*buf, nc);
+        if (!nb) return ellm_fail(err, ELLM_E_NOMEM, "out of memory building the tensor directory");
+        *buf = nb;
+        *cap = nc;
+    }
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    return ELLM_OK;
+}
+
+ellm_status ellm_writer_open(const char *path, const char *metadata_json, ellm_writer **out,
+                             ellm_error *err) {
+    *out = NULL;
+    ellm_writer *w = ellm_calloc(1, sizeof *w, err);
+    if (!w) return ELLM_E_NOMEM;
+    ellm_status s = ellm_outfile_open(&w->out, path, err);
+    if (s) {
+        free(w);
+        return s;
+    }
+    uint8_t zero_header[ELLM_HEADER_SIZE] = {0};
+    size_t meta_len = strlen(metadata_json);
+    w->meta_offset = ELLM_HEADER_SIZE;
+    w->meta_size = meta_len;
+    w->meta_checksum = ellm_checksum(metadata_json, meta_len);
+    if ((s = ellm_outfile_write(&w->out, zero_header, sizeof zero_header, err)) ||
+        (s = ellm_outfile_write(&w->out, metadata_json, meta_len, err))) {
+        ellm_writer_abort(w);
+        return s;
+    }
+    *out = w;
+    return ELLM_OK;
+}
+
+/* Writes name as u16 length + bytes. */
+static ellm_status put_name(uint8_t **buf, size_t *len, size_t *cap, const char *name, ellm_error *err) {
+    size_t n = strlen(name);
+    if (n == 0 || n > ELLM_MAX_NAME)
+        return ellm_fail(err, ELLM_E_ARG, "name '%.64s' must be 1..%d bytes", name, ELLM_MAX_NAME);
+    uint8_t l[2];
+    ellm_put_le16(l, (uint16_t)n);
+    ellm_status s = dir_append(buf, len, cap, l, 2, err);
+    return s ? s : dir_append(buf, len, cap, name, n, err);
+}
+
+ellm_status ellm_writer_add_blob(ellm_writer *w, const char *name, const uint8_t *data, size_t size,
+                                 ellm_error *err) {
+    ellm_status s = ellm_outfile_pad(&w->out, ELLM_ALIGN, err);
+    if (s) return s;
+    uint64_t offset = w->out.offset;
+    if ((s = ellm_outfile_write(&w->out, data, size, err))) return s;
+    if ((s = put_name(&w->blob_dir, &w->blob_dir_len, &w->blob_dir_cap, name, err))) return s;
+    uint8_t rec[24];
+    ellm_put_le64(rec, offset);
+    ellm_put_le64(rec + 8, size);
+    ellm_put_le64(rec + 16, ellm_checksum(data, size));
+    w->n_blobs++;
+    return dir_append(&w->blob_dir, &w->blob_dir_len, &w->blob_dir_cap, rec, sizeof rec, err);
+}
+
+/* Bytes of scales and zeros at the start of a payload, before the block. */
+static uint64_t params_bytes(uint64_t n_groups) { return n_groups * 5; }
+
+ellm_status ellm_writer_add_tensor(ellm_writer *w, const ellm_wtensor *t, ellm_error *err) {
+    const bool is_float = t->bits == 32;
+    if (!is_float && !(t->bits == 8 || t->bits == 4))
+        return ellm_fail(err, ELLM_E_ARG, "%s: bits must be 4, 8 or 32", t->name);
+    if (t->n_dims < 1 || t->n_dims > 4)
+        return ellm_fail(err, ELLM_E_ARG, "%s: %d dimensions (1..4 supported)", t->name, t->n_dims);
+    uint64_t n = 1;
+    for (int d = 0; d < t->n_dims; d++)
+        if (t->shape[d] <= 0 || !ellm_mul_u64(n, (uint64_t)t->shape[d], &n))
+            return ellm_fail(err, ELLM_E_ARG, "%s: bad shape", t->name);
+    uint64_t n_groups = is_float ? 0 : t->qp->n_groups;
+    uint64_t group_size = is_float ? 0 : t->qp->group_size;
+
+    ellm_status s = ellm_outfile_pad(&w->out, ELLM_ALIGN, err);
+    if (s) return s;
+    uint64_t payload_offset = w->out.offset;
+    uint64_t block_offset = 0;
+    /* The payload is checksummed as written: scales, zeros, padding, block. */
+    XXH3_state_t *hs = XXH3_createState();
+    if (!hs) return ellm_fail(err, ELLM_E_NOMEM, "out of memory");
+    XXH3_64bits_reset(hs);
+    if (n_groups) {
+        uint8_t *params = ellm_malloc(params_bytes(n_groups), err);
+        if (!params) {
+            XXH3_freeState(hs);
+            return ELLM_E_NOMEM;
+        }
+        for (uint64_t g = 0; g < n_groups; g++) {
+            uint32_t bits;
+            memcpy(&bits, &t->qp->scales[g], 4);
+            ellm_put_le32(params + 4 * g, bits);
+        }
+        memcpy(params + 4 * n_groups, t->qp->zeros, n_groups);
+        XXH3_64bits_update(hs, params, params_bytes(n_groups));
+        s = ellm_outfile_write(&w->out, params, params_bytes(n_groups), err);
+        free(params);
+        if (!s) {
+            uint64_t before = w->out.offset;
+            s = ellm_outfile_pad(&w->out, ELLM_ALIGN, err);
+            static const uint8_t zeros[ELLM_ALIGN];
+            XXH3_64bits_update(hs, zeros, w->out.offset - before);
+        }
+        block_offset = w->out.offset - payload_offset;
+    }
+    if (!s) {
+        XXH3_64bits_update(hs, t->block, t->block_size);
+        s = ellm_outfile_write(&w->out, t->block, t->block_size, err);
+    }
+    uint64_t checksum = XXH3_64bits_digest(hs);
+    XXH3_freeState(hs);
+    if (s) return s;
+
+    size_t *len = &w->tensor_dir_len, *cap = &w->tensor_dir_cap;
+    if ((s = put_name(&w->tensor_dir, len, cap, t->name, err))) return s;
+    uint8_t rec[ELLM_TENSOR_FIXED_BYTES + 8 * 4];
+    memset(rec, 0, sizeof rec);
+    rec[0] = (uint8_t)t->n_dims;
+    rec[1] = (uint8_t)(is_float ? ELLM_SCHEME_FLOAT : t->scheme);
+    rec[2] = (uint8_t)t->bits;
+    rec[3] = (uint8_t)(is_float ? ELLM_GRAN_TENSOR : t->qp->granularity);
+    rec[4] = (uint8_t)(is_float ? ELLM_CODER_RAW : t->coder);
+    ellm_put_le64(rec + 8, group_size);
+    ellm_put_le64(rec + 16, n_groups);
+    uint64_t ebits;
+    double entropy = t->entropy_bits;
+    memcpy(&ebits, &entropy, 8);
+    ellm_put_le64(rec + 24, ebits);
+    ellm_put_le64(rec + 32, payload_offset);
+    ellm_put_le64(rec + 40, w->out.offset - payload_offset);
+    ellm_put_le64(rec + 48, block_offset);
+    ellm_put_le64(rec + 56, t->block_size);
+    ellm_put_le64(rec + 64, checksum);
+    for (int d = 0; d < t->n_dims && d < 4; d++) ellm_put_le64(rec + ELLM_TENSOR_FIXED_BYTES + 8 * d, (uint64_t)t->shape[d]);
+    w->n_tensors++;
+    return dir_append(&w->tensor_dir, len, cap, rec, ELLM_TENSOR_FIXED_BYTES + 8 * (size_t)t->n_dims, err);
+}
+
+ellm_status ellm_writer_finish(ellm_writer *w, uint64_t *file_bytes, ellm_error *err) {
+    ellm_status s = ellm_outfile_pad(&w->out, 8, err);
+    uint64_t dir_offset = w->out.offset;
+    uint64_t dir_size = w->blob_dir_len + w->tensor_dir_len;
+    uint64_t dir_checksum = 0;
+    if (!s) {
+        XXH3_state_t *hs = XXH3_createState();
+        if (!hs) s = ellm_fail(err, ELLM_E_NOMEM, "out of memory");
+        if (!s) {
+            XXH3_64bits_reset(hs);
+            XXH3_64bits_update(hs, w->blob_dir, w->blob_dir_len);
+            XXH3_64bits_update(hs, w->tensor_dir, w->tensor_dir_len);
+            dir_checksum = XXH3_64bits_digest(hs);
+            XXH3_freeState(hs);
+        }
+    }
+    if (!s) s = ellm_outfile_write(&w->out, w->blob_dir, w->blob_dir_len, err);
+    if (!s) s = ellm_outfile_write(&w->out, w->tensor_dir, w->tensor_dir_len, err);
+    if (!s) {
+        ellm_header h = {
+            .version = ELLM_FORMAT_VERSION,
+            .header_size = ELLM_HEADER_SIZE,
+            .file_size = w->out.offset,
+            .meta_offset = w->meta_offset,
+            .meta_size = w->meta_size,
+            .dir_offset = dir_offset,
+            .dir_size = dir_size,
+            .n_tensors = w->n_tensors,
+            .n_blobs = w->n_blobs,
+            .meta_checksum = w->meta_checksum,
+            .dir_checksum = dir_checksum,
+        };
+        uint8_t bytes[ELLM_HEADER_SIZE];
+        ellm_header_encode(&h, bytes);
+        s = ellm_outfile_pwrite(&w->out, bytes, sizeof bytes, 0, err);
+    }
+    uint64_t size = w->out.offset;
+    if (!s) s = ellm_outfile_commit(&w->out, err);
+    if (s) {
+        ellm_writer_abort(w);
+        return s;
+    }
+    if (file_bytes) *file_bytes = size;
+    free(w->blob_dir);
+    free(w->tensor_dir);
+    free(w);
+    return ELLM_OK;
+}
+
+void ellm_writer_abort(ellm_writer *w) {
+    if (!w) return;
+    ellm_outfile_abort(&w->out);
+    free(w->blob_dir);
+    free(w->tensor_dir);
+    free(w);
+}
