@@ -1,0 +1,135 @@
+/*
+ * ec_internal.h - shared between the coders of src/entropy (not a stage
+ * interface). The byte layout of a coded block is in docs/CODED_BLOCK.md.
+ */
+#ifndef ELLM_EC_INTERNAL_H
+#define ELLM_EC_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "entropy/entropy.h"
+
+/* Block header. */
+#define EC_MAGIC "ELCB"
+#define EC_VERSION 1
+#define EC_HEADER_BYTES 32
+
+/* Huffman: every segment is cut into EC_HUF_LANES contiguous runs of
+ * symbols ("lanes"), each an independent bit stream, so one thread decodes
+ * four streams at once. A segment's data starts with the byte lengths of
+ * lanes 0..EC_HUF_LANES-2 (u32 each). */
+#define EC_HUF_LANES 4
+#define EC_HUF_LANE_HEADER (4 * (EC_HUF_LANES - 1))
+/* Most symbols one 4-bit multi-symbol table entry yields. */
+#define EC_HUF_MULTI_MAX 5
+
+/* rANS: EC_RANS_STATES interleaved 32-bit states per segment, 16-bit
+ * renormalisation, frequencies summing to 1 << scale_bits. */
+#define EC_RANS_STATES 8
+#define EC_RANS_SCALE_BITS 12
+#define EC_RANS_MAX_SCALE_BITS 12
+#define EC_RANS_L (1u << 16)
+
+static inline uint64_t ec_load64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+static inline void ec_store64(uint8_t *p, uint64_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    memcpy(p, &v, 8);
+}
+
+/* Symbols [first, first + count) of the tensor in lane order. */
+static inline void ec_huf_lane_split(uint32_t seg_count, int bits, uint32_t lane_count[EC_HUF_LANES]) {
+    uint32_t per = (seg_count + EC_HUF_LANES - 1) / EC_HUF_LANES;
+    if (bits == 4) per = (per + 1) & ~1u; /* lanes start on byte boundaries */
+    uint32_t left = seg_count;
+    for (int j = 0; j < EC_HUF_LANES; j++) {
+        lane_count[j] = left < per ? left : per;
+        left -= lane_count[j];
+    }
+}
+
+/* ---- Huffman (huffman.c) ---- */
+
+/* Canonical codes (MSB-first values) from lengths. */
+void ec_huf_codes(const uint8_t *lens, int alphabet, uint16_t *codes);
+/* Upper bound of a segment's coded bytes. */
+uint64_t ec_huf_segment_bound(uint32_t seg_count);
+/* Encodes one segment (symbols unpacked, one byte each) into dst; returns bytes. */
+size_t ec_huf_encode_segment(const uint8_t *lens, const uint16_t *codes, const uint8_t *sym,
+                             uint32_t seg_count, int bits, uint8_t *dst);
+/* Checks lengths (Kraft, max length) and builds decode tables (malloc'd). */
+ellm_status ec_huf_tables_build(const uint8_t *lens, int alphabet, int bits, const char *what,
+                                void **tables, ellm_error *err);
+ellm_status ec_huf_decode_segment(const ec_view *v, uint64_t segment, const uint8_t *seg,
+                                  size_t seg_bytes, uint8_t *out, ellm_error *err);
+/* Validates a segment's lane table against its byte length. */
+bool ec_huf_segment_lanes_ok(const uint8_t *seg, size_t seg_bytes, uint32_t seg_count);
+
+/* ---- rANS (rans.c) ---- */
+
+/* Normalises a histogram to frequencies summing to 1 << scale_bits, every
+ * used symbol >= 1. */
+ellm_status ec_rans_normalize(const uint64_t *hist, int alphabet, int scale_bits, uint16_t *freq,
+                              ellm_error *err);
+uint64_t ec_rans_segment_bound(uint32_t seg_count);
+size_t ec_rans_encode_segment(const uint16_t *freq, int alphabet, int scale_bits, const uint8_t *sym,
+                              uint32_t seg_count, uint8_t *dst, uint64_t dst_cap);
+ellm_status ec_rans_tables_build(const uint16_t *freq, int alphabet, int scale_bits, const char *what,
+                                 void **tables, ellm_error *err);
+ellm_status ec_rans_decode_segment(const ec_view *v, uint64_t segment, const uint8_t *seg,
+                                   size_t seg_bytes, uint8_t *out, ellm_error *err);
+
+/* What ec_view.tables points to: where the parts of the block are, and the
+ * coder's decode tables. */
+typedef struct ec_huf_tables {
+    /* One symbol per lookup: bits 0-3 code length, bits 8-15 symbol. */
+    uint16_t single[1u << EC_HUF_MAX_LEN];
+    /* bits 4 only, several symbols per lookup: bits 0-3 bits consumed,
+     * bits 6-8 symbol count (1..EC_HUF_MULTI_MAX), bits 12-31 the symbols,
+     * first in the low nibble. */
+    uint32_t multi[1u << EC_HUF_MAX_LEN];
+    int used_symbols;
+    int only_symbol; /* the symbol when used_symbols == 1 */
+} ec_huf_tables;
+
+typedef struct ec_rans_tables {
+    /* Per slot of [0, 1 << scale): bits 0-7 symbol, 8-19 freq - 1,
+     * 20-31 slot - cumulative start. */
+    uint32_t slot[1u << EC_RANS_MAX_SCALE_BITS];
+    int scale_bits;
+} ec_rans_tables;
+
+typedef struct ec_tables {
+    const uint8_t *offsets; /* n_segments + 1 u64 LE, relative to stream */
+    const uint8_t *stream;
+    uint64_t stream_bytes;
+    const uint8_t *block_end;
+    union {
+        ec_huf_tables huf;
+        ec_rans_tables rans;
+    } u;
+} ec_tables;
+
+/* Segment geometry shared by both decoders. */
+static inline uint32_t ec_segment_count(const ec_view *v, uint64_t segment) {
+    uint64_t first = segment * v->segment_symbols;
+    uint64_t left = v->n_symbols - first;
+    return left < v->segment_symbols ? (uint32_t)left : v->segment_symbols;
+}
+static inline uint64_t ec_segment_out_offset(const ec_view *v, uint64_t segment) {
+    uint64_t first = segment * v->segment_symbols;
+    return v->bits == 8 ? first : first / 2;
+}
+
+#endif /* ELLM_EC_INTERNAL_H */

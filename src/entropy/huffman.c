@@ -1,0 +1,523 @@
+/*
+ * huffman.c - length-limited canonical Huffman: code lengths by
+ * package-merge (optimal under the length limit), canonical code
+ * assignment, the segment encoder and the fast segment decoders.
+ *
+ * Stream convention (docs/CODED_BLOCK.md): bits are packed LSB-first into
+ * bytes; a code of length l with canonical value c is emitted with its most
+ * significant bit first, i.e. as the l-bit bit-reversal of c added at the
+ * current bit position. The decoder therefore looks up the next 11 stream
+ * bits (as the low bits of a little-endian word) in a 2^11-entry table.
+ *
+ * Decoder: each segment holds EC_HUF_LANES independent lane streams; one
+ * thread decodes the four lanes interleaved so that the load -> shift chains
+ * of the lanes overlap. Bits live in a 64-bit word with a sentinel bit above
+ * the valid bits, so the number of bits consumed is clz(word) and a refill is
+ * branchless: p += clz >> 3; word = (load64(p) | 1 << 63) >> (clz & 7). After
+ * a refill at least 56 bits are valid: five codes of <= 11 bits.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "entropy/ec_internal.h"
+
+/* ------------------------------------------------------------------------ */
+/* Code lengths: package-merge                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef struct pm_node {
+    uint64_t weight;
+    int32_t left, right; /* children for a package; left = -1 - leaf for a leaf */
+} pm_node;
+
+typedef struct pm_leaf {
+    uint64_t weight;
+    int symbol;
+} pm_leaf;
+
+static int leaf_cmp(const void *a, const void *b) {
+    const pm_leaf *x = a, *y = b;
+    if (x->weight != y->weight) return x->weight < y->weight ? -1 : 1;
+    return x->symbol - y->symbol;
+}
+
+ellm_status ec_huffman_lengths(const uint64_t *hist, int alphabet, int max_len, uint8_t *lens,
+                               ellm_error *err) {
+    if (alphabet < 1 || alphabet > 256)
+        return ellm_fail(err, ELLM_E_ARG, "huffman: alphabet %d out of range", alphabet);
+    if (max_len < 1 || max_len > 15)
+        return ellm_fail(err, ELLM_E_ARG, "huffman: length limit %d out of range", max_len);
+    memset(lens, 0, (size_t)alphabet);
+    pm_leaf leaves[256];
+    int n = 0;
+    for (int s = 0; s < alphabet; s++)
+        if (hist[s]) leaves[n++] = (pm_leaf){hist[s], s};
+    if (n == 0) return ELLM_OK;
+    if (n == 1) {
+        lens[leaves[0].symbol] = 1;
+        return ELLM_OK;
+    }
+    if ((uint64_t)n > (1ull << max_len))
+        return ellm_fail(err, ELLM_E_ARG, "huffman: %d symbols cannot have codes of <= %d bits", n,
+                         max_len);
+    qsort(leaves, (size_t)n, sizeof leaves[0], leaf_cmp);
+
+    /* Node pool: the n leaves, then at most n - 1 packages per level. */
+    size_t cap = (size_t)n * (size_t)max_len + 1;
+    pm_node *nodes = ellm_malloc(cap * sizeof *nodes, err);
+    int32_t *cur = ellm_malloc(2 * (size_t)n * sizeof *cur, err);
+    int32_t *next = ellm_malloc(2 * (size_t)n * sizeof *next, err);
+    int32_t *stack = ellm_malloc(((size_t)n * (size_t)max_len * 2 + 2) * sizeof *stack, err);
+    if (!nodes || !cur || !next || !stack) {
+        free(nodes), free(cur), free(next), free(stack);
+        return ELLM_E_NOMEM;
+    }
+    size_t used = 0;
+    for (int i = 0; i < n; i++) nodes[used++] = (pm_node){leaves[i].weight, -1 - i, 0};
+    int n_cur = n;
+    for (int i = 0; i < n; i++) cur[i] = i;
+
+    /* Each level: package adjacent pairs of the previous list, merge with
+     * the leaves (leaves first on equal weight). */
+    for (int level = 1; level < max_len; level++) {
+        int n_pkg = n_cur / 2;
+        size_t pkg_base = used;
+        for (int k = 0; k < n_pkg; k++) {
+            const pm_node *a = &nodes[cur[2 * k]], *b = &nodes[cur[2 * k + 1]];
+            nodes[used++] = (pm_node){a->weight + b->weight, cur[2 * k], cur[2 * k + 1]};
+        }
+        int i = 0, k = 0, m = 0;
+        while (i < n || k < n_pkg) {
+            if (k >= n_pkg || (i < n && nodes[i].weight <= nodes[pkg_base + (size_t)k].weight))
+                next[m++] = i++;
+            else
+                next[m++] = (int32_t)(pkg_base + (size_t)k++);
+        }
+        int32_t *t = cur;
+        cur = next;
+        next = t;
+        n_cur = m;
+    }
+    /* The first 2n - 2 items of the final list; each occurrence of a leaf
+     * inside them adds one to its code length. */
+    int top = 0;
+    for (int i = 0; i < 2 * n - 2; i++) stack[top++] = cur[i];
+    uint32_t depth[256] = {0};
+    while (top > 0) {
+        const pm_node *node = &nodes[stack[--top]];
+        if (node->left < 0) {
+            depth[-1 - node->left]++;
+        } else {
+            stack[top++] = node->left;
+            stack[top++] = node->right;
+        }
+    }
+    for (int i = 0; i < n; i++) lens[leaves[i].symbol] = (uint8_t)depth[i];
+    free(nodes), free(cur), free(next), free(stack);
+    return ELLM_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Canonical codes                                                          */
+/* ------------------------------------------------------------------------ */
+
+void ec_huf_codes(const uint8_t *lens, int alphabet, uint16_t *codes) {
+    uint32_t count[EC_HUF_MAX_LEN + 2] = {0}, next[EC_HUF_MAX_LEN + 2] = {0};
+    for (int s = 0; s < alphabet; s++) count[lens[s]]++;
+    count[0] = 0;
+    uint32_t code = 0;
+    for (int l = 1; l <= EC_HUF_MAX_LEN; l++) {
+        code = (code + count[l - 1]) << 1;
+        next[l] = code;
+    }
+    for (int s = 0; s < alphabet; s++) codes[s] = lens[s] ? (uint16_t)next[lens[s]]++ : 0;
+}
+
+static uint32_t reverse_bits(uint32_t v, int n) {
+    uint32_t r = 0;
+    for (int i = 0; i < n; i++) r |= ((v >> i) & 1u) << (n - 1 - i);
+    return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Encoder                                                                  */
+/* ------------------------------------------------------------------------ */
+
+uint64_t ec_huf_segment_bound(uint32_t seg_count) {
+    return EC_HUF_LANE_HEADER + ((uint64_t)seg_count * EC_HUF_MAX_LEN + 7) / 8 + EC_HUF_LANES + 16;
+}
+
+/* Writes one lane; dst has 8 bytes of slack past the lane's bound. */
+static size_t encode_lane(const uint8_t *lens, const uint32_t *rcode, const uint8_t *sym, uint32_t n,
+                          uint8_t *dst) {
+    uint8_t *p = dst;
+    uint64_t acc = 0;
+    unsigned fill = 0; /* < 8 between flushes */
+    uint32_t i = 0;
+    for (; i + 4 <= n; i += 4) { /* 4 codes: at most 7 + 44 bits */
+        for (int k = 0; k < 4; k++) {
+            unsigned s = sym[i + (uint32_t)k];
+            acc |= (uint64_t)rcode[s] << fill;
+            fill += lens[s];
+        }
+        ec_store64(p, acc);
+        p += fill >> 3;
+        acc = (fill & ~7u) == 64 ? 0 : acc >> (fill & ~7u);
+        fill &= 7;
+    }
+    for (; i < n; i++) {
+        unsigned s = sym[i];
+        acc |= (uint64_t)rcode[s] << fill;
+        fill += lens[s];
+    }
+    ec_store64(p, acc); /* fill <= 7 + 33 */
+    p += (fill + 7) >> 3;
+    return (size_t)(p - dst);
+}
+
+size_t ec_huf_encode_segment(const uint8_t *lens, const uint16_t *codes, const uint8_t *sym,
+                             uint32_t seg_count, int bits, uint8_t *dst) {
+    int alphabet = 1 << bits;
+    uint32_t rcode[256];
+    for (int s = 0; s < alphabet; s++) rcode[s] = lens[s] ? reverse_bits(codes[s], lens[s]) : 0;
+    uint32_t lane_count[EC_HUF_LANES];
+    ec_huf_lane_split(seg_count, bits, lane_count);
+    size_t pos = EC_HUF_LANE_HEADER;
+    for (int j = 0; j < EC_HUF_LANES; j++) {
+        size_t nb = encode_lane(lens, rcode, sym, lane_count[j], dst + pos);
+        if (j < EC_HUF_LANES - 1) ellm_put_le32(dst + 4 * j, (uint32_t)nb);
+        pos += nb;
+        sym += lane_count[j];
+    }
+    return pos;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decode tables                                                            */
+/* ------------------------------------------------------------------------ */
+
+#define HUF_MASK ((1u << EC_HUF_MAX_LEN) - 1)
+
+ellm_status ec_huf_tables_build(const uint8_t *lens, int alphabet, int bits, const char *what,
+                                void **tables_out, ellm_error *err) {
+    /* Kraft sum in units of 2^-EC_HUF_MAX_LEN. */
+    uint64_t kraft = 0;
+    int used = 0, only = 0;
+    for (int s = 0; s < alphabet; s++) {
+        if (lens[s] > EC_HUF_MAX_LEN)
+            return ellm_fail(err, ELLM_E_FORMAT, "%s: huffman code length %u of symbol %d exceeds %d",
+                             what, lens[s], s, EC_HUF_MAX_LEN);
+        if (lens[s]) {
+            kraft += 1ull << (EC_HUF_MAX_LEN - lens[s]);
+            used++;
+            only = s;
+        }
+    }
+    const uint64_t full = 1ull << EC_HUF_MAX_LEN;
+    if (used == 1 && lens[only] != 1)
+        return ellm_fail(err, ELLM_E_FORMAT, "%s: the only used symbol %d has code length %u, not 1",
+                         what, only, lens[only]);
+    if (used >= 2 && kraft != full)
+        return ellm_fail(err, ELLM_E_FORMAT,
+                         "%s: huffman code lengths are not a complete prefix code (Kraft sum %llu/%llu)",
+                         what, (unsigned long long)kraft, (unsigned long long)full);
+    ec_tables *t = ellm_aligned_alloc(sizeof *t, err);
+    if (!t) return ELLM_E_NOMEM;
+    memset(t, 0, sizeof *t);
+    ec_huf_tables *h = &t->u.huf;
+    h->used_symbols = used;
+    h->only_symbol = only;
+    if (used >= 2) {
+        uint16_t codes[256];
+        ec_huf_codes(lens, alphabet, codes);
+        for (int s = 0; s < alphabet; s++) {
+            int l = lens[s];
+            if (!l) continue;
+            uint32_t r = reverse_bits(codes[s], l);
+            for (uint32_t k = 0; k < (1u << (EC_HUF_MAX_LEN - l)); k++)
+                h->single[r | (k << l)] = (uint16_t)(l | (s << 8));
+        }
+        if (bits == 4) {
+            for (uint32_t idx = 0; idx <= HUF_MASK; idx++) {
+                uint32_t taken = 0, count = 0, nibbles = 0;
+                while (count < EC_HUF_MULTI_MAX) {
+                    uint16_t e = h->single[(idx >> taken) & HUF_MASK];
+                    uint32_t l = e & 15u;
+                    if (taken + l > EC_HUF_MAX_LEN) break;
+                    nibbles |= (uint32_t)(e >> 8) << (4 * count);
+                    taken += l;
+                    count++;
+                }
+                h->multi[idx] = taken | (count << 6) | (nibbles << 12);
+            }
+        }
+    }
+    *tables_out = t;
+    return ELLM_OK;
+}
+
+bool ec_huf_segment_lanes_ok(const uint8_t *seg, size_t seg_bytes, uint32_t seg_count) {
+    if (seg_bytes < EC_HUF_LANE_HEADER) return false;
+    uint64_t sum = EC_HUF_LANE_HEADER;
+    for (int j = 0; j < EC_HUF_LANES - 1; j++) sum += ellm_le32(seg + 4 * j);
+    /* Each lane holds at most 11 bits per symbol. */
+    return sum <= seg_bytes && seg_bytes - EC_HUF_LANE_HEADER <= ec_huf_segment_bound(seg_count);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decoders                                                                 */
+/* ------------------------------------------------------------------------ */
+
+#define TOP_BIT (1ull << 63)
+
+typedef struct lane {
+    const uint8_t *start, *p;
+    uint64_t b;         /* stream bits, sentinel above the valid ones */
+    size_t bytes;       /* lane length in the block */
+    uint32_t count;     /* symbols */
+    uint8_t *out;       /* next output byte */
+    uint8_t *out_start;
+    uint8_t *out_end;   /* one past the lane's last output byte */
+    uint64_t acc;       /* bits 4: nibbles not yet written */
+    unsigned sh;        /* bits 4: bits pending in acc (0 or 4 between lookups) */
+} lane;
+
+static inline uint64_t lane_consumed_bits(const lane *l) {
+    return (uint64_t)(l->p - l->start) * 8 + (uint64_t)__builtin_clzll(l->b);
+}
+
+static inline void refill(const uint8_t **p, uint64_t *b) {
+    unsigned c = (unsigned)__builtin_clzll(*b);
+    *p += c >> 3;
+    *b = (ec_load64(*p) | TOP_BIT) >> (c & 7);
+}
+
+/* The lane consumed exactly its bytes (the last one zero-padded). */
+static ellm_status lane_check_end(const lane *l, int j, const ec_view *v, uint64_t segment,
+                                  ellm_error *err) {
+    uint64_t used = lane_consumed_bits(l);
+    if ((used + 7) / 8 != l->bytes)
+        return ellm_fail(err, ELLM_E_FORMAT,
+                         "segment %llu lane %d: decoding %u symbols used %llu bits, the lane holds %zu bytes",
+                         (unsigned long long)segment, j, l->count,
+                         (unsigned long long)used, l->bytes);
+    return ELLM_OK;
+}
+
+static ellm_status read_past_block(uint64_t segment, ellm_error *err) {
+    return ellm_fail(err, ELLM_E_FORMAT, "segment %llu: huffman stream runs past the end of the block",
+                     (unsigned long long)segment);
+}
+
+#define DEC8(L)                                                       \
+    do {                                                              \
+        uint16_t e_ = tab[L##b & HUF_MASK];                           \
+        L##b >>= (e_ & 15u);                                          \
+        *L##o++ = (uint8_t)(e_ >> 8);                                 \
+    } while (0)
+
+/* Refills four lanes w, x, y, z; fails if a lane would read past the block. */
+#define REFILL4()                                                                     \
+    do {                                                                              \
+        unsigned cw_ = (unsigned)__builtin_clzll(wb), cx_ = (unsigned)__builtin_clzll(xb); \
+        unsigned cy_ = (unsigned)__builtin_clzll(yb), cz_ = (unsigned)__builtin_clzll(zb); \
+        wp += cw_ >> 3, xp += cx_ >> 3, yp += cy_ >> 3, zp += cz_ >> 3;               \
+        if (ELLM_UNLIKELY((wp > lim) | (xp > lim) | (yp > lim) | (zp > lim)))         \
+            return read_past_block(segment, err);                                     \
+        wb = (ec_load64(wp) | TOP_BIT) >> (cw_ & 7);                                  \
+        xb = (ec_load64(xp) | TOP_BIT) >> (cx_ & 7);                                  \
+        yb = (ec_load64(yp) | TOP_BIT) >> (cy_ & 7);                                  \
+        zb = (ec_load64(zp) | TOP_BIT) >> (cz_ & 7);                                  \
+    } while (0)
+
+#define LOAD_LANES()                                                                  \
+    const uint8_t *wp = ln[0].p, *xp = ln[1].p, *yp = ln[2].p, *zp = ln[3].p;        \
+    uint64_t wb = ln[0].b, xb = ln[1].b, yb = ln[2].b, zb = ln[3].b;                  \
+    uint8_t *wo = ln[0].out, *xo = ln[1].out, *yo = ln[2].out, *zo = ln[3].out
+#define STORE_LANES()                                                                 \
+    do {                                                                              \
+        ln[0].p = wp, ln[1].p = xp, ln[2].p = yp, ln[3].p = zp;                       \
+        ln[0].b = wb, ln[1].b = xb, ln[2].b = yb, ln[3].b = zb;                       \
+        ln[0].out = wo, ln[1].out = xo, ln[2].out = yo, ln[3].out = zo;               \
+    } while (0)
+
+/* bits 8: four lanes interleaved, five symbols per lane per refill. */
+static ellm_status decode8(const ec_huf_tables *h, lane *ln, const uint8_t *lim, uint64_t segment,
+                           ellm_error *err) {
+    const uint16_t *tab = h->single;
+    uint32_t min_count = ln[0].count;
+    for (int j = 1; j < EC_HUF_LANES; j++) min_count = ELLM_MIN(min_count, ln[j].count);
+    uint32_t rounds = min_count / 5;
+    LOAD_LANES();
+    for (uint32_t r = 0; r < rounds; r++) {
+        REFILL4();
+        DEC8(w); DEC8(x); DEC8(y); DEC8(z);
+        DEC8(w); DEC8(x); DEC8(y); DEC8(z);
+        DEC8(w); DEC8(x); DEC8(y); DEC8(z);
+        DEC8(w); DEC8(x); DEC8(y); DEC8(z);
+        DEC8(w); DEC8(x); DEC8(y); DEC8(z);
+    }
+    STORE_LANES();
+    /* Tails, one lane at a time. */
+    for (int j = 0; j < EC_HUF_LANES; j++) {
+        lane *l = &ln[j];
+        uint32_t left = l->count - (uint32_t)(l->out - l->out_start);
+        while (left) {
+            refill(&l->p, &l->b);
+            if (ELLM_UNLIKELY(l->p > lim)) return read_past_block(segment, err);
+            uint32_t k = ELLM_MIN(left, 5u);
+            for (uint32_t i = 0; i < k; i++) {
+                uint16_t e = tab[l->b & HUF_MASK];
+                l->b >>= (e & 15u);
+                *l->out++ = (uint8_t)(e >> 8);
+            }
+            left -= k;
+        }
+    }
+    return ELLM_OK;
+}
+
+/* bits 4, one lane: one lookup of the multi-symbol table, appending its
+ * nibbles to acc; FLUSH writes 8 bytes at out (only whole bytes count, the
+ * rest is rewritten later) and keeps an odd nibble in acc. */
+#define MULTI(L)                                                       \
+    do {                                                               \
+        uint32_t e_ = mt[L##b & HUF_MASK];                             \
+        L##b >>= (e_ & 15u);                                           \
+        L##acc |= (uint64_t)(e_ >> 12) << L##sh;                       \
+        L##sh += (e_ >> 4) & 0x1cu;                                    \
+    } while (0)
+#define FLUSH(L)                                                       \
+    do {                                                               \
+        ec_store64(L##o, L##acc);                                      \
+        L##o += L##sh >> 3;                                            \
+        L##acc >>= (L##sh & 0x38u);                                    \
+        L##sh &= 4u;                                                   \
+    } while (0)
+/* A round (5 lookups of <= 5 symbols) advances out by at most 13 bytes and
+ * stores 8 bytes from there: safe while out_end - out >= 24. */
+#define ROUND_ROOM 24
+
+static ellm_status lane4_finish(const ec_huf_tables *h, lane *l, const uint8_t *lim, uint64_t segment,
+                                ellm_error *err) {
+    const uint32_t *mt = h->multi;
+    const uint16_t *tab = h->single;
+    const uint8_t *sp = l->p;
+    uint64_t sb = l->b, sacc = l->acc;
+    unsigned ssh = l->sh;
+    uint8_t *so = l->out;
+    while (l->out_end - so >= ROUND_ROOM) {
+        refill(&sp, &sb);
+        if (ELLM_UNLIKELY(sp > lim)) return read_past_block(segment, err);
+        MULTI(s); MULTI(s); FLUSH(s); MULTI(s); MULTI(s); FLUSH(s); MULTI(s); FLUSH(s);
+    }
+    /* Exact tail: single symbols, whole bytes only. */
+    uint64_t done = 2 * (uint64_t)(so - l->out_start) + (ssh >> 2);
+    if (done > l->count) /* a corrupt stream produced more symbols than the lane has */
+        return ellm_fail(err, ELLM_E_FORMAT, "segment %llu: a lane decodes more than its %u symbols",
+                         (unsigned long long)segment, l->count);
+    uint64_t left = l->count - done;
+    while (left) {
+        refill(&sp, &sb);
+        if (ELLM_UNLIKELY(sp > lim)) return read_past_block(segment, err);
+        uint64_t k = ELLM_MIN(left, 5u);
+        for (uint64_t i = 0; i < k; i++) {
+            uint16_t e = tab[sb & HUF_MASK];
+            sb >>= (e & 15u);
+            uint64_t sym = e >> 8;
+            if (ssh) {
+                *so++ = (uint8_t)(sacc | sym << 4);
+                ssh = 0, sacc = 0;
+            } else {
+                sacc = sym, ssh = 4;
+            }
+        }
+        left -= k;
+    }
+    if (ssh) *so++ = (uint8_t)(sacc & 15u); /* odd count: high nibble 0 */
+    l->p = sp, l->b = sb, l->out = so, l->acc = 0, l->sh = 0;
+    return ELLM_OK;
+}
+
+/* bits 4: four lanes interleaved while every lane has room for a round. */
+static ellm_status decode4(const ec_huf_tables *h, lane *ln, const uint8_t *lim, uint64_t segment,
+                           ellm_error *err) {
+    const uint32_t *mt = h->multi;
+    LOAD_LANES();
+    uint64_t wacc = 0, xacc = 0, yacc = 0, zacc = 0;
+    unsigned wsh = 0, xsh = 0, ysh = 0, zsh = 0;
+    const uint8_t *we = ln[0].out_end, *xe = ln[1].out_end, *ye = ln[2].out_end, *ze = ln[3].out_end;
+    while ((we - wo >= ROUND_ROOM) & (xe - xo >= ROUND_ROOM) & (ye - yo >= ROUND_ROOM) &
+           (ze - zo >= ROUND_ROOM)) {
+        REFILL4();
+        MULTI(w); MULTI(x); MULTI(y); MULTI(z);
+        MULTI(w); MULTI(x); MULTI(y); MULTI(z);
+        FLUSH(w); FLUSH(x); FLUSH(y); FLUSH(z);
+        MULTI(w); MULTI(x); MULTI(y); MULTI(z);
+        MULTI(w); MULTI(x); MULTI(y); MULTI(z);
+        FLUSH(w); FLUSH(x); FLUSH(y); FLUSH(z);
+        MULTI(w); MULTI(x); MULTI(y); MULTI(z);
+        FLUSH(w); FLUSH(x); FLUSH(y); FLUSH(z);
+    }
+    STORE_LANES();
+    ln[0].acc = wacc, ln[1].acc = xacc, ln[2].acc = yacc, ln[3].acc = zacc;
+    ln[0].sh = wsh, ln[1].sh = xsh, ln[2].sh = ysh, ln[3].sh = zsh;
+    for (int j = 0; j < EC_HUF_LANES; j++) {
+        ellm_status st = lane4_finish(h, &ln[j], lim, segment, err);
+        if (st) return st;
+    }
+    return ELLM_OK;
+}
+
+/* One used symbol: every code is the single bit 0. */
+static ellm_status decode_one_symbol(const ec_huf_tables *h, const ec_view *v, lane *ln, uint64_t segment,
+                                     ellm_error *err) {
+    for (int j = 0; j < EC_HUF_LANES; j++) {
+        lane *l = &ln[j];
+        if (l->bytes != (l->count + 7) / 8)
+            return ellm_fail(err, ELLM_E_FORMAT, "segment %llu lane %d: %zu bytes for %u one-bit codes",
+                             (unsigned long long)segment, j, l->bytes, l->count);
+        for (size_t i = 0; i < l->bytes; i++)
+            if (l->start[i])
+                return ellm_fail(err, ELLM_E_FORMAT, "segment %llu lane %d: code bit 1 in a one-symbol code",
+                                 (unsigned long long)segment, j);
+        uint8_t fill = v->bits == 8 ? (uint8_t)h->only_symbol : (uint8_t)(h->only_symbol * 0x11);
+        size_t nbytes = (size_t)(l->out_end - l->out_start);
+        memset(l->out_start, fill, nbytes);
+        if (v->bits == 4 && (l->count & 1)) l->out_start[nbytes - 1] = (uint8_t)h->only_symbol;
+    }
+    return ELLM_OK;
+}
+
+ellm_status ec_huf_decode_segment(const ec_view *v, uint64_t segment, const uint8_t *seg,
+                                  size_t seg_bytes, uint8_t *out, ellm_error *err) {
+    const ec_tables *t = v->tables;
+    const ec_huf_tables *h = &t->u.huf;
+    uint32_t count = ec_segment_count(v, segment);
+    if (!ec_huf_segment_lanes_ok(seg, seg_bytes, count))
+        return ellm_fail(err, ELLM_E_FORMAT, "segment %llu: lane lengths exceed the segment's %zu bytes",
+                         (unsigned long long)segment, seg_bytes);
+    uint32_t lane_count[EC_HUF_LANES];
+    ec_huf_lane_split(count, v->bits, lane_count);
+    lane ln[EC_HUF_LANES];
+    const uint8_t *p = seg + EC_HUF_LANE_HEADER;
+    uint8_t *o = out + ec_segment_out_offset(v, segment);
+    size_t rest = seg_bytes - EC_HUF_LANE_HEADER;
+    for (int j = 0; j < EC_HUF_LANES; j++) {
+        size_t nb = j < EC_HUF_LANES - 1 ? ellm_le32(seg + 4 * j) : rest;
+        uint64_t out_bytes = v->bits == 8 ? lane_count[j] : (lane_count[j] + 1) / 2;
+        ln[j] = (lane){.start = p, .p = p, .bytes = nb, .count = lane_count[j], .out = o,
+                       .out_start = o, .out_end = o + out_bytes};
+        ln[j].b = ec_load64(p) | TOP_BIT; /* p + 8 <= block end: the block is padded */
+        p += nb, rest -= nb, o += out_bytes;
+    }
+    if (h->used_symbols == 1) return decode_one_symbol(h, v, ln, segment, err);
+    const uint8_t *lim = t->block_end - 8;
+    ellm_status st = v->bits == 8 ? decode8(h, ln, lim, segment, err) : decode4(h, ln, lim, segment, err);
+    if (st) return st;
+    for (int j = 0; j < EC_HUF_LANES; j++) {
+        st = lane_check_end(&ln[j], j, v, segment, err);
+        if (st) return st;
+    }
+    return ELLM_OK;
+}
