@@ -514,6 +514,28 @@ void gguf_writer_set_bool(gguf_writer *w, const char *key, int v) {
     wb_put(&w->kv, &b, 1);
 }
 
+void gguf_writer_set_array(gguf_writer *w, const char *key, gguf_type elem_type, const void *data,
+                           uint64_t n) {
+    size_t es = scalar_size(elem_type);
+    if (!es) {
+        w->bad = true;
+        snprintf(w->bad_msg, sizeof w->bad_msg, "key %s: arrays of type %u are not supported", key, elem_type);
+        return;
+    }
+    kv_head(w, key, strlen(key), GGUF_TYPE_ARRAY);
+    wb_u32(&w->kv, elem_type);
+    wb_u64(&w->kv, n);
+    wb_put(&w->kv, data, (size_t)(n * es));
+}
+
+void gguf_writer_set_str_array(gguf_writer *w, const char *key, const char *const *items,
+                               const size_t *lens, uint64_t n) {
+    kv_head(w, key, strlen(key), GGUF_TYPE_ARRAY);
+    wb_u32(&w->kv, GGUF_TYPE_STRING);
+    wb_u64(&w->kv, n);
+    for (uint64_t i = 0; i < n; i++) wb_str(&w->kv, items[i], lens ? lens[i] : strlen(items[i]));
+}
+
 void gguf_writer_copy_kv(gguf_writer *w, const gguf_ctx *src, const gguf_kv *kv) {
     kv_head(w, kv->key.ptr, (size_t)kv->key.len, kv->type);
     if (kv->type == GGUF_TYPE_STRING) {

@@ -113,6 +113,12 @@ void gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v);
 void gguf_writer_set_f32(gguf_writer *w, const char *key, float v);
 void gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
 void gguf_writer_set_bool(gguf_writer *w, const char *key, int v);
+/* Arrays: n elements of a scalar type (data little-endian, scalar_size each),
+ * or n strings (lens[i] bytes each; lens NULL = NUL-terminated). */
+void gguf_writer_set_array(gguf_writer *w, const char *key, gguf_type elem_type, const void *data,
+                           uint64_t n);
+void gguf_writer_set_str_array(gguf_writer *w, const char *key, const char *const *items,
+                               const size_t *lens, uint64_t n);
 /* Copies a key-value from a parsed file unchanged (any type, arrays too). */
 void gguf_writer_copy_kv(gguf_writer *w, const gguf_ctx *src, const gguf_kv *kv);
 /* Adds a tensor; data is copied later by gguf_writer_write through the
