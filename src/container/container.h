@@ -16,7 +16,7 @@
 
 #define ELLM_MAGIC "ENTROLLM"
 #define ELLM_FORMAT_VERSION 1
-#define ELLM_ALIGN 64
+#define ELLM_ALIGN 16
 #define ELLM_HEADER_SIZE 128
 
 /* One tensor as recorded in the directory. Pointers point into the mmap. */
@@ -37,7 +37,7 @@ typedef struct ellm_ftensor {
     uint64_t payload_checksum;
     /* Inside the payload (all offsets relative to payload_offset):
      * scales: n_groups float32 at 0; zeros: n_groups uint8 after them;
-     * the coded block (or raw data) at block_offset (aligned to 64). */
+     * the coded block (or raw data) at block_offset (>= 5 * n_groups). */
     uint64_t block_offset;
     uint64_t block_size;
     const float *scales;

@@ -13,11 +13,39 @@
 #include <xxhash.h>
 
 #define ELLM_MAX_NAME 1024
-/* Fixed part of a tensor directory record, after its name; n_dims x i64
- * shape entries follow. */
-#define ELLM_TENSOR_FIXED_BYTES 72
-/* Blob record after its name: offset, size, checksum. */
-#define ELLM_BLOB_FIXED_BYTES 24
+/* Smallest possible directory records (for bounding counts before parsing). */
+#define ELLM_MIN_BLOB_RECORD 11
+#define ELLM_MIN_TENSOR_RECORD 22
+/* Longest LEB128 encoding of a u64. */
+#define ELLM_VARINT_MAX 10
+
+/* Unsigned LEB128: 7 bits per byte, least significant group first, high bit
+ * set on every byte but the last. Returns the number of bytes written. */
+static inline size_t ellm_put_varint(uint8_t *p, uint64_t v) {
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Reads a LEB128 value from [p, end); returns bytes read, 0 if truncated or
+ * longer than 10 bytes / overflowing 64 bits. */
+static inline size_t ellm_get_varint(const uint8_t *p, const uint8_t *end, uint64_t *out) {
+    uint64_t v = 0;
+    for (size_t i = 0; i < ELLM_VARINT_MAX && p + i < end; i++) {
+        uint64_t b = p[i] & 0x7f;
+        if (i == 9 && b > 1) return 0;
+        v |= b << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *out = v;
+            return i + 1;
+        }
+    }
+    return 0;
+}
 
 typedef struct ellm_header {
     uint32_t version;

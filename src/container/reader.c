@@ -27,18 +27,26 @@ static ellm_status need(dir_cursor *c, size_t n, const char *what, ellm_error *e
     return ELLM_OK;
 }
 
+static ellm_status read_varint(dir_cursor *c, const char *what, uint64_t *v, ellm_error *err) {
+    size_t n = ellm_get_varint(c->p, c->end, v);
+    if (n == 0)
+        return ellm_fail(err, ELLM_E_FORMAT, "%s: directory: bad or truncated %s at byte %llu", c->path, what,
+                         (unsigned long long)(c->base + (uint64_t)(c->p - c->start)));
+    c->p += n;
+    return ELLM_OK;
+}
+
 static ellm_status read_name(dir_cursor *c, char **name, ellm_error *err) {
-    ellm_status s = need(c, 2, "a name length", err);
+    uint64_t n;
+    ellm_status s = read_varint(c, "name length", &n, err);
     if (s) return s;
-    uint16_t n = ellm_le16(c->p);
-    c->p += 2;
     if (n == 0 || n > ELLM_MAX_NAME)
-        return ellm_fail(err, ELLM_E_FORMAT, "%s: bad name length %u in directory at byte %llu", c->path, n,
-                         (unsigned long long)(c->base + (uint64_t)(c->p - c->start) - 2));
-    if ((s = need(c, n, "a name", err))) return s;
+        return ellm_fail(err, ELLM_E_FORMAT, "%s: bad name length %llu in directory at byte %llu", c->path,
+                         (unsigned long long)n, (unsigned long long)(c->base + (uint64_t)(c->p - c->start)));
+    if ((s = need(c, (size_t)n, "a name", err))) return s;
     *name = malloc((size_t)n + 1);
     if (!*name) return ellm_fail(err, ELLM_E_NOMEM, "out of memory");
-    memcpy(*name, c->p, n);
+    memcpy(*name, c->p, (size_t)n);
     (*name)[n] = 0;
     c->p += n;
     return ELLM_OK;
@@ -51,11 +59,11 @@ static bool range_ok(uint64_t offset, uint64_t size, uint64_t limit) {
 
 static ellm_status parse_blob(dir_cursor *c, const ellm_mmap *map, ellm_fblob *b, ellm_error *err) {
     ellm_status s = read_name(c, &b->name, err);
-    if (s || (s = need(c, ELLM_BLOB_FIXED_BYTES, "a blob record", err))) return s;
-    b->offset = ellm_le64(c->p);
-    b->size = ellm_le64(c->p + 8);
-    b->checksum = ellm_le64(c->p + 16);
-    c->p += ELLM_BLOB_FIXED_BYTES;
+    if (s || (s = read_varint(c, "blob offset", &b->offset, err)) || (s = read_varint(c, "blob size", &b->size, err)) ||
+        (s = need(c, 8, "a blob checksum", err)))
+        return s;
+    b->checksum = ellm_le64(c->p);
+    c->p += 8;
     if (!range_ok(b->offset, b->size, map->size))
         return ellm_fail(err, ELLM_E_FORMAT, "%s: blob %s (offset %llu, %llu bytes) lies outside the file", c->path,
                          b->name, (unsigned long long)b->offset, (unsigned long long)b->size);
@@ -91,19 +99,15 @@ static ellm_status validate_tensor(const char *path, const ellm_ftensor *t, uint
         return BAD("unknown granularity %d", (int)t->granularity);
     if ((int)t->coder < 0 || t->coder > ELLM_CODER_RANS) return BAD("unknown coder %d", (int)t->coder);
     if (is_float && t->coder != ELLM_CODER_RAW) return BAD("float tensor with a coder");
-    if (!is_float) {
-        if (t->group_size == 0 || t->n_groups != (t->n + t->group_size - 1) / t->group_size)
-            return BAD("group size %llu and %llu groups do not cover %llu elements",
-                                    (unsigned long long)t->group_size, (unsigned long long)t->n_groups,
-                                    (unsigned long long)t->n);
-    } else if (t->n_groups != 0) {
-        return BAD("float tensor with quantization groups");
-    }
+    if (!is_float && (t->group_size == 0 || t->group_size > t->n))
+        return BAD("group size %llu does not fit %llu elements", (unsigned long long)t->group_size,
+                   (unsigned long long)t->n);
+    if (is_float && t->group_size != 0) return BAD("float tensor with quantization groups");
     if (t->payload_offset % ELLM_ALIGN || !range_ok(t->payload_offset, t->payload_size, file_size) ||
         t->payload_offset < ELLM_HEADER_SIZE)
         return BAD("payload (offset %llu, %llu bytes) is misaligned or outside the file",
                                 (unsigned long long)t->payload_offset, (unsigned long long)t->payload_size);
-    if (t->block_offset % ELLM_ALIGN || t->block_offset < t->n_groups * 5 ||
+    if (t->block_offset < t->n_groups * 5 ||
         !range_ok(t->block_offset, t->block_size, t->payload_size) ||
         t->block_offset + t->block_size != t->payload_size)
         return BAD("data block (offset %llu, %llu bytes) does not fit its payload of %llu bytes",
@@ -119,38 +123,42 @@ static ellm_status validate_tensor(const char *path, const ellm_ftensor *t, uint
 
 static ellm_status parse_tensor(dir_cursor *c, const ellm_mmap *map, ellm_ftensor *t, ellm_error *err) {
     ellm_status s = read_name(c, &t->name, err);
-    if (s || (s = need(c, ELLM_TENSOR_FIXED_BYTES, "a tensor record", err))) return s;
-    const uint8_t *r = c->p;
-    t->n_dims = r[0];
-    t->scheme = (ellm_scheme)r[1];
-    t->bits = r[2];
-    t->granularity = (ellm_granularity)r[3];
-    t->coder = (ellm_coder)r[4];
-    t->group_size = ellm_le64(r + 8);
-    t->n_groups = ellm_le64(r + 16);
-    uint64_t ebits = ellm_le64(r + 24);
-    memcpy(&t->entropy_bits, &ebits, 8);
-    t->payload_offset = ellm_le64(r + 32);
-    t->payload_size = ellm_le64(r + 40);
-    t->block_offset = ellm_le64(r + 48);
-    t->block_size = ellm_le64(r + 56);
-    t->payload_checksum = ellm_le64(r + 64);
-    c->p += ELLM_TENSOR_FIXED_BYTES;
+    if (s || (s = need(c, 5, "a tensor record", err))) return s;
+    t->n_dims = c->p[0];
+    t->scheme = (ellm_scheme)c->p[1];
+    t->bits = c->p[2];
+    t->coder = (ellm_coder)c->p[3];
+    t->granularity = (ellm_granularity)c->p[4];
+    c->p += 5;
     if (t->n_dims < 1 || t->n_dims > 4)
         return ellm_fail(err, ELLM_E_FORMAT, "%s: tensor %s has %d dimensions (1..4 allowed)", c->path, t->name,
                          t->n_dims);
-    if ((s = need(c, 8 * (size_t)t->n_dims, "a tensor shape", err))) return s;
     t->n = 1;
     for (int d = 0; d < t->n_dims; d++) {
-        t->shape[d] = (int64_t)ellm_le64(c->p + 8 * d);
-        if (t->shape[d] <= 0 || !ellm_mul_u64(t->n, (uint64_t)t->shape[d], &t->n) || t->n > (1ull << 48))
-            return ellm_fail(err, ELLM_E_FORMAT, "%s: tensor %s has a bad dimension %lld", c->path, t->name,
-                             (long long)t->shape[d]);
+        uint64_t dim;
+        if ((s = read_varint(c, "tensor dimension", &dim, err))) return s;
+        t->shape[d] = (int64_t)dim;
+        if (dim == 0 || dim > (1ull << 48) || !ellm_mul_u64(t->n, dim, &t->n) || t->n > (1ull << 48))
+            return ellm_fail(err, ELLM_E_FORMAT, "%s: tensor %s has a bad dimension %llu", c->path, t->name,
+                             (unsigned long long)dim);
     }
-    c->p += 8 * (size_t)t->n_dims;
+    if ((s = read_varint(c, "group size", &t->group_size, err)) || (s = need(c, 4, "entropy", err))) return s;
+    uint32_t ebits = ellm_le32(c->p);
+    float entropy;
+    memcpy(&entropy, &ebits, 4);
+    t->entropy_bits = entropy;
+    c->p += 4;
+    if ((s = read_varint(c, "payload offset", &t->payload_offset, err)) ||
+        (s = read_varint(c, "payload size", &t->payload_size, err)) ||
+        (s = read_varint(c, "block offset", &t->block_offset, err)) || (s = need(c, 8, "a checksum", err)))
+        return s;
+    t->payload_checksum = ellm_le64(c->p);
+    c->p += 8;
+    t->n_groups = t->group_size ? t->n / t->group_size + (t->n % t->group_size != 0) : 0;
+    t->block_size = t->block_offset <= t->payload_size ? t->payload_size - t->block_offset : 0;
     if ((s = validate_tensor(c->path, t, map->size, err))) return s;
     const uint8_t *payload = map->data + t->payload_offset;
-    t->scales = (const float *)payload; /* payloads are 64-byte aligned: scales are aligned */
+    t->scales = (const float *)payload; /* 16-byte aligned payload: the f32 scales are aligned */
     t->zeros = payload + 4 * t->n_groups;
     t->block = payload + t->block_offset;
     return ELLM_OK;
@@ -160,8 +168,7 @@ static ellm_status parse_directory(ellm_file *f, const ellm_header *h, ellm_erro
     dir_cursor c = {f->map.data + h->dir_offset, f->map.data + h->dir_offset + h->dir_size, f->path,
                     h->dir_offset, f->map.data + h->dir_offset};
     /* Every record takes at least 2 + fixed bytes: bound the counts first. */
-    if (h->n_blobs > h->dir_size / (2 + ELLM_BLOB_FIXED_BYTES) ||
-        h->n_tensors > h->dir_size / (2 + ELLM_TENSOR_FIXED_BYTES))
+    if (h->n_blobs > h->dir_size / ELLM_MIN_BLOB_RECORD || h->n_tensors > h->dir_size / ELLM_MIN_TENSOR_RECORD)
         return ellm_fail(err, ELLM_E_FORMAT, "%s: directory of %llu bytes cannot hold %llu blobs and %llu tensors",
                          f->path, (unsigned long long)h->dir_size, (unsigned long long)h->n_blobs,
                          (unsigned long long)h->n_tensors);

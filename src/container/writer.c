@@ -61,14 +61,13 @@ ellm_status ellm_writer_open(const char *path, const char *metadata_json, ellm_w
     return ELLM_OK;
 }
 
-/* Writes name as u16 length + bytes. */
+/* Writes name as a varint length + bytes. */
 static ellm_status put_name(uint8_t **buf, size_t *len, size_t *cap, const char *name, ellm_error *err) {
     size_t n = strlen(name);
     if (n == 0 || n > ELLM_MAX_NAME)
         return ellm_fail(err, ELLM_E_ARG, "name '%.64s' must be 1..%d bytes", name, ELLM_MAX_NAME);
-    uint8_t l[2];
-    ellm_put_le16(l, (uint16_t)n);
-    ellm_status s = dir_append(buf, len, cap, l, 2, err);
+    uint8_t l[ELLM_VARINT_MAX];
+    ellm_status s = dir_append(buf, len, cap, l, ellm_put_varint(l, n), err);
     return s ? s : dir_append(buf, len, cap, name, n, err);
 }
 
@@ -79,12 +78,12 @@ ellm_status ellm_writer_add_blob(ellm_writer *w, const char *name, const uint8_t
     uint64_t offset = w->out.offset;
     if ((s = ellm_outfile_write(&w->out, data, size, err))) return s;
     if ((s = put_name(&w->blob_dir, &w->blob_dir_len, &w->blob_dir_cap, name, err))) return s;
-    uint8_t rec[24];
-    ellm_put_le64(rec, offset);
-    ellm_put_le64(rec + 8, size);
-    ellm_put_le64(rec + 16, ellm_checksum(data, size));
+    uint8_t rec[2 * ELLM_VARINT_MAX + 8];
+    size_t k = ellm_put_varint(rec, offset);
+    k += ellm_put_varint(rec + k, size);
+    ellm_put_le64(rec + k, ellm_checksum(data, size));
     w->n_blobs++;
-    return dir_append(&w->blob_dir, &w->blob_dir_len, &w->blob_dir_cap, rec, sizeof rec, err);
+    return dir_append(&w->blob_dir, &w->blob_dir_len, &w->blob_dir_cap, rec, k + 8, err);
 }
 
 /* Bytes of scales and zeros at the start of a payload, before the block. */
@@ -101,6 +100,9 @@ ellm_status ellm_writer_add_tensor(ellm_writer *w, const ellm_wtensor *t, ellm_e
         if (t->shape[d] <= 0 || !ellm_mul_u64(n, (uint64_t)t->shape[d], &n))
             return ellm_fail(err, ELLM_E_ARG, "%s: bad shape", t->name);
     uint64_t n_groups = is_float ? 0 : t->qp->n_groups;
+    if (!is_float && n_groups != (n + t->qp->group_size - 1) / t->qp->group_size)
+        return ellm_fail(err, ELLM_E_INTERNAL, "%s: %llu groups do not cover the tensor", t->name,
+                         (unsigned long long)n_groups);
     uint64_t group_size = is_float ? 0 : t->qp->group_size;
 
     ellm_status s = ellm_outfile_pad(&w->out, ELLM_ALIGN, err);
@@ -126,12 +128,6 @@ ellm_status ellm_writer_add_tensor(ellm_writer *w, const ellm_wtensor *t, ellm_e
         XXH3_64bits_update(hs, params, params_bytes(n_groups));
         s = ellm_outfile_write(&w->out, params, params_bytes(n_groups), err);
         free(params);
-        if (!s) {
-            uint64_t before = w->out.offset;
-            s = ellm_outfile_pad(&w->out, ELLM_ALIGN, err);
-            static const uint8_t zeros[ELLM_ALIGN];
-            XXH3_64bits_update(hs, zeros, w->out.offset - before);
-        }
         block_offset = w->out.offset - payload_offset;
     }
     if (!s) {
@@ -144,31 +140,31 @@ ellm_status ellm_writer_add_tensor(ellm_writer *w, const ellm_wtensor *t, ellm_e
 
     size_t *len = &w->tensor_dir_len, *cap = &w->tensor_dir_cap;
     if ((s = put_name(&w->tensor_dir, len, cap, t->name, err))) return s;
-    uint8_t rec[ELLM_TENSOR_FIXED_BYTES + 8 * 4];
-    memset(rec, 0, sizeof rec);
-    rec[0] = (uint8_t)t->n_dims;
-    rec[1] = (uint8_t)(is_float ? ELLM_SCHEME_FLOAT : t->scheme);
-    rec[2] = (uint8_t)t->bits;
-    rec[3] = (uint8_t)(is_float ? ELLM_GRAN_TENSOR : t->qp->granularity);
-    rec[4] = (uint8_t)(is_float ? ELLM_CODER_RAW : t->coder);
-    ellm_put_le64(rec + 8, group_size);
-    ellm_put_le64(rec + 16, n_groups);
-    uint64_t ebits;
-    double entropy = t->entropy_bits;
-    memcpy(&ebits, &entropy, 8);
-    ellm_put_le64(rec + 24, ebits);
-    ellm_put_le64(rec + 32, payload_offset);
-    ellm_put_le64(rec + 40, w->out.offset - payload_offset);
-    ellm_put_le64(rec + 48, block_offset);
-    ellm_put_le64(rec + 56, t->block_size);
-    ellm_put_le64(rec + 64, checksum);
-    for (int d = 0; d < t->n_dims && d < 4; d++) ellm_put_le64(rec + ELLM_TENSOR_FIXED_BYTES + 8 * d, (uint64_t)t->shape[d]);
+    uint8_t rec[5 + 9 * ELLM_VARINT_MAX + 4 + 8];
+    size_t k = 0;
+    rec[k++] = (uint8_t)t->n_dims;
+    rec[k++] = (uint8_t)(is_float ? ELLM_SCHEME_FLOAT : t->scheme);
+    rec[k++] = (uint8_t)t->bits;
+    rec[k++] = (uint8_t)(is_float ? ELLM_CODER_RAW : t->coder);
+    rec[k++] = (uint8_t)(is_float ? ELLM_GRAN_TENSOR : t->qp->granularity);
+    for (int d = 0; d < t->n_dims && d < 4; d++) k += ellm_put_varint(rec + k, (uint64_t)t->shape[d]);
+    k += ellm_put_varint(rec + k, group_size);
+    float entropy = (float)t->entropy_bits;
+    uint32_t ebits;
+    memcpy(&ebits, &entropy, 4);
+    ellm_put_le32(rec + k, ebits);
+    k += 4;
+    k += ellm_put_varint(rec + k, payload_offset);
+    k += ellm_put_varint(rec + k, w->out.offset - payload_offset);
+    k += ellm_put_varint(rec + k, block_offset);
+    ellm_put_le64(rec + k, checksum);
+    k += 8;
     w->n_tensors++;
-    return dir_append(&w->tensor_dir, len, cap, rec, ELLM_TENSOR_FIXED_BYTES + 8 * (size_t)t->n_dims, err);
+    return dir_append(&w->tensor_dir, len, cap, rec, k, err);
 }
 
 ellm_status ellm_writer_finish(ellm_writer *w, uint64_t *file_bytes, ellm_error *err) {
-    ellm_status s = ellm_outfile_pad(&w->out, 8, err);
+    ellm_status s = ELLM_OK;
     uint64_t dir_offset = w->out.offset;
     uint64_t dir_size = w->blob_dir_len + w->tensor_dir_len;
     uint64_t dir_checksum = 0;
