@@ -384,18 +384,22 @@ ellm_status ellm_llm_forward(ellm_llm *m, const int32_t *tokens, int n_tokens, i
             cs[(size_t)t * hd + half + i] = sinf(val) * c->rope_attn_factor;
         }
 
+#define MM(...)                                        \
+    do {                                               \
+        if ((st = ellm_matmul(__VA_ARGS__, err))) goto fail; \
+    } while (0)
     for (int l = 0; l < c->n_layers; l++) {
         ellm_layer *ly = &m->layers[l];
         for (int t = 0; t < T; t++)
             rmsnorm(m->xb + (size_t)t * dim, m->x + (size_t)t * dim, ly->attn_norm, dim, c->norm_eps);
         if (ly->wqkv) {
-            ellm_matmul(K, ly->wqkv, 0, (int64_t)qd, m->xb, T, m->q, (int64_t)qd);
-            ellm_matmul(K, ly->wqkv, (int64_t)qd, (int64_t)kvd, m->xb, T, m->k, (int64_t)kvd);
-            ellm_matmul(K, ly->wqkv, (int64_t)(qd + kvd), (int64_t)kvd, m->xb, T, m->v, (int64_t)kvd);
+            MM(K, ly->wqkv, 0, (int64_t)qd, m->xb, T, m->q, (int64_t)qd);
+            MM(K, ly->wqkv, (int64_t)qd, (int64_t)kvd, m->xb, T, m->k, (int64_t)kvd);
+            MM(K, ly->wqkv, (int64_t)(qd + kvd), (int64_t)kvd, m->xb, T, m->v, (int64_t)kvd);
         } else {
-            ellm_matmul(K, ly->wq, 0, (int64_t)qd, m->xb, T, m->q, (int64_t)qd);
-            ellm_matmul(K, ly->wk, 0, (int64_t)kvd, m->xb, T, m->k, (int64_t)kvd);
-            ellm_matmul(K, ly->wv, 0, (int64_t)kvd, m->xb, T, m->v, (int64_t)kvd);
+            MM(K, ly->wq, 0, (int64_t)qd, m->xb, T, m->q, (int64_t)qd);
+            MM(K, ly->wk, 0, (int64_t)kvd, m->xb, T, m->k, (int64_t)kvd);
+            MM(K, ly->wv, 0, (int64_t)kvd, m->xb, T, m->v, (int64_t)kvd);
         }
         add_bias(m->q, ly->bq, T, qd);
         add_bias(m->k, ly->bk, T, kvd);
@@ -409,27 +413,26 @@ ellm_status ellm_llm_forward(ellm_llm *m, const int32_t *tokens, int n_tokens, i
         }
         attn_job aj = {m, l, pos, T};
         ellm_pool_run(K->pool, (int64_t)T * c->n_heads, attn_task, &aj);
-        ellm_matmul(K, ly->wo, 0, dim, m->att, T, m->xb2, dim);
+        MM(K, ly->wo, 0, dim, m->att, T, m->xb2, dim);
         for (size_t i = 0; i < (size_t)T * dim; i++) m->x[i] += m->xb2[i];
 
         for (int t = 0; t < T; t++)
             rmsnorm(m->xb + (size_t)t * dim, m->x + (size_t)t * dim, ly->ffn_norm, dim, c->norm_eps);
         if (ly->w_gate_up) {
-            ellm_matmul(K, ly->w_gate_up, 0, hid, m->xb, T, m->hb, hid);
-            ellm_matmul(K, ly->w_gate_up, hid, hid, m->xb, T, m->hb2, hid);
+            MM(K, ly->w_gate_up, 0, hid, m->xb, T, m->hb, hid);
+            MM(K, ly->w_gate_up, hid, hid, m->xb, T, m->hb2, hid);
         } else {
-            ellm_matmul(K, ly->w_gate, 0, hid, m->xb, T, m->hb, hid);
-            ellm_matmul(K, ly->w_up, 0, hid, m->xb, T, m->hb2, hid);
+            MM(K, ly->w_gate, 0, hid, m->xb, T, m->hb, hid);
+            MM(K, ly->w_up, 0, hid, m->xb, T, m->hb2, hid);
         }
         for (size_t i = 0; i < (size_t)T * hid; i++) {
             float g = m->hb[i];
             g *= 1.0f / (1.0f + expf(-g));
             m->hb[i] = g * m->hb2[i];
         }
-        ellm_matmul(K, ly->w_down, 0, dim, m->hb, T, m->xb2, dim);
+        MM(K, ly->w_down, 0, dim, m->hb, T, m->xb2, dim);
         for (size_t i = 0; i < (size_t)T * dim; i++) m->x[i] += m->xb2[i];
     }
-    free(cs);
     m->n_cached = pos + T;
 
     if (logits) {
@@ -437,7 +440,11 @@ ellm_status ellm_llm_forward(ellm_llm *m, const int32_t *tokens, int n_tokens, i
         int n = T - first;
         for (int t = first; t < T; t++)
             rmsnorm(m->xb + (size_t)(t - first) * dim, m->x + (size_t)t * dim, m->output_norm, dim, c->norm_eps);
-        ellm_matmul(K, m->output, 0, c->vocab_size, m->xb, n, logits, c->vocab_size);
+        MM(K, m->output, 0, c->vocab_size, m->xb, n, logits, c->vocab_size);
     }
-    return ELLM_OK;
+#undef MM
+fail:
+    free(cs);
+    if (st) m->n_cached = ELLM_MIN(m->n_cached, pos); /* the cache past pos is not valid */
+    return st;
 }

@@ -4,15 +4,28 @@
  *
  * A weight row is cut into segments over which the quantization group is
  * constant (one segment per row for per-tensor and per-row scales); each
- * segment contributes s_g * sum((q - z_g) * x). The codes are widened to
- * int32, the zero point subtracted exactly in integers, converted to float
- * and multiplied-added into the sum - no float copy of the matrix exists.
+ * segment contributes s_g * sum((q - z_g) * x).
+ *
+ * Integer path (integer weights, rows and groups in whole blocks of 32):
+ * x is quantized to int8 per block of 32 values, x ~ dx_b * x8. A block's
+ * sum of q * x8 is an exact integer (AVX2: _mm256_maddubs_epi16 on the codes
+ * and the int8 values, then _mm256_madd_epi16), so
+ *   sum((q - z) x) = sum_b dx_b * (sum(q x8)_b - z * sum(x8)_b)
+ * For uint8 the codes are first recentred to q - 128 (signed) and the product
+ * taken as |q - 128| * (x8 * sign(q - 128)), which keeps every pair sum of
+ * maddubs below 2^15; the 128 goes into the zero-point term. For uint4 the
+ * 16 low nibbles of 16 bytes are the block's even elements and the high
+ * nibbles its odd ones, so x8 is stored per block in that order (x8i) and no
+ * nibble shuffling is needed.
+ *
+ * Float path (float weights, or shapes that are not whole blocks): the codes
+ * are widened to int32, the zero point subtracted, converted to float and
+ * multiplied-added with x.
  *
  * Matrix-vector (one token): rows are split across the pool, each row read
- * once. Matrix-matrix (prefill, batched scoring): a task dequantizes a block
- * of 8 rows into per-thread scratch (8 rows of floats, in L1/L2) and then
- * multiplies it with every token, 4 rows at a time, so each weight is decoded
- * once per call however many tokens there are.
+ * once. Matrix-matrix (prefill, batched scoring): a task takes 8 rows and
+ * multiplies them with every token while they are in cache (the float path
+ * dequantizes them once into per-thread scratch).
  *
  * Every vectorised function has a scalar twin; `force_scalar` selects it at
  * run time (tests compare the two) and ELLM_FORCE_SCALAR builds have only it.
@@ -195,6 +208,91 @@ static void deq_u4_avx2(const uint8_t *packed, uint64_t e, int z, float s, int64
 }
 #endif
 
+/* ---- integer blocks (int8 activations) -------------------------------------- */
+
+/* sum_b dx_b * sum_i (q_i - bias) * x8_i over nb blocks of 32 starting at
+ * element e of the row data (8 bits: bias 128, 4 bits: bias 0). */
+static float blocks_u8_scalar(const uint8_t *q, const int8_t *x8, const float *dx, int64_t nb) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        /* Written as sum(q x) - 128 sum(x): GCC 12 at -O3 with AVX-VNNI
+         * miscompiles the reduction of (q - 128) * x (wrong vpdpbusd use). */
+        int32_t d = 0, sx = 0;
+        for (int i = 0; i < ELLM_QBLOCK; i++) {
+            d += (int32_t)q[b * ELLM_QBLOCK + i] * x8[b * ELLM_QBLOCK + i];
+            sx += x8[b * ELLM_QBLOCK + i];
+        }
+        acc += dx[b] * (float)(d - 128 * sx);
+    }
+    return acc;
+}
+
+static float blocks_u4_scalar(const uint8_t *p, const int8_t *x8, const float *dx, int64_t nb) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        int32_t d = 0;
+        for (int i = 0; i < ELLM_QBLOCK / 2; i++) {
+            uint8_t byte = p[b * (ELLM_QBLOCK / 2) + i];
+            d += (byte & 15) * x8[b * ELLM_QBLOCK + 2 * i] + (byte >> 4) * x8[b * ELLM_QBLOCK + 2 * i + 1];
+        }
+        acc += dx[b] * (float)d;
+    }
+    return acc;
+}
+
+#if ELLM_KERN_AVX2
+static float blocks_u8_avx2(const uint8_t *q, const int8_t *x8, const float *dx, int64_t nb) {
+    const __m256i bias = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + b * 32)), bias);
+        __m256i w1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + b * 32 + 32)), bias);
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(x8 + b * 32));
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)(x8 + b * 32 + 32));
+        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(x0, w0)), ones);
+        __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w1), _mm256_sign_epi8(x1, w1)), ones);
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dx[b]), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dx[b + 1]), a1);
+    }
+    for (; b < nb; b++) {
+        __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + b * 32)), bias);
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(x8 + b * 32));
+        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(x0, w0)), ones);
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dx[b]), a0);
+    }
+    return hsum256(_mm256_add_ps(a0, a1));
+}
+
+/* x8i: each block's int8 values reordered as (even elements, odd elements). */
+static float blocks_u4_avx2(const uint8_t *p, const int8_t *x8i, const float *dx, int64_t nb) {
+    const __m256i m = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        /* 32 bytes = two blocks: bytes 0-15 block b, 16-31 block b+1 */
+        __m256i raw = _mm256_loadu_si256((const __m256i *)(p + b * 16));
+        __m256i lo = _mm256_and_si256(raw, m), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m);
+        __m256i c0 = _mm256_permute2x128_si256(lo, hi, 0x20), c1 = _mm256_permute2x128_si256(lo, hi, 0x31);
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(x8i + b * 32));
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)(x8i + b * 32 + 32));
+        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(c0, x0), ones);
+        __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(c1, x1), ones);
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dx[b]), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dx[b + 1]), a1);
+    }
+    for (; b < nb; b++) {
+        __m128i raw = _mm_loadu_si128((const __m128i *)(p + b * 16));
+        const __m128i m128 = _mm_set1_epi8(15);
+        __m256i c0 = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m128), _mm_and_si128(raw, m128));
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(x8i + b * 32));
+        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(c0, x0), ones);
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dx[b]), a0);
+    }
+    return hsum256(_mm256_add_ps(a0, a1));
+}
+#endif
+
 /* ---- dispatch ------------------------------------------------------------- */
 
 static inline float seg_u8(const uint8_t *q, int z, const float *x, int64_t n, int scalar) {
@@ -251,6 +349,99 @@ static float row_dot(const ellm_qtensor *w, int64_t r, int64_t in, const float *
     return acc;
 }
 
+/* Row r against token t's quantized activations (integer path). */
+static float row_dot_int(const ellm_qtensor *w, int64_t r, int64_t in, const ellm_qacts *qa, int t, int scalar) {
+    const uint64_t G = w->qp.group_size, e0 = (uint64_t)r * (uint64_t)in;
+    const int64_t nbr = in / ELLM_QBLOCK;
+    const int8_t *x8 = qa->x8 + (size_t)t * (size_t)in;
+    const int8_t *x8i = qa->x8i + (size_t)t * (size_t)in;
+    const float *dx = qa->dx + (size_t)t * (size_t)nbr, *dxs = qa->dxs + (size_t)t * (size_t)nbr;
+    const int bias = w->bits == 8 ? 128 : 0;
+    float acc = 0.0f;
+    for (uint64_t e = e0, end = e0 + (uint64_t)in; e < end;) {
+        uint64_t g = e / G;
+        uint64_t seg_end = ELLM_MIN((g + 1) * G, end);
+        int64_t b0 = (int64_t)(e - e0) / ELLM_QBLOCK, nb = (int64_t)(seg_end - e) / ELLM_QBLOCK;
+        float d;
+#if ELLM_KERN_AVX2
+        if (!scalar)
+            d = w->bits == 8 ? blocks_u8_avx2(w->data + e, x8 + b0 * 32, dx + b0, nb)
+                             : blocks_u4_avx2(w->data + e / 2, x8i + b0 * 32, dx + b0, nb);
+        else
+#endif
+            d = w->bits == 8 ? blocks_u8_scalar(w->data + e, x8 + b0 * 32, dx + b0, nb)
+                             : blocks_u4_scalar(w->data + e / 2, x8 + b0 * 32, dx + b0, nb);
+        float xs;
+        if (nb == nbr) {
+            xs = qa->xsum[t];
+        } else {
+            xs = 0.0f;
+            for (int64_t b = b0; b < b0 + nb; b++) xs += dxs[b];
+        }
+        acc += w->qp.scales[g] * (d + (float)(bias - (int)w->qp.zeros[g]) * xs);
+        e = seg_end;
+    }
+    (void)x8i;
+    return acc;
+}
+
+ellm_status ellm_quantize_acts(ellm_qacts *qa, const float *x, int n_tok, int64_t in, ellm_error *err) {
+    size_t n = (size_t)n_tok * (size_t)in, nb = n / ELLM_QBLOCK;
+    if (n > qa->cap) {
+        ellm_qacts_free(qa);
+        qa->x8 = ellm_aligned_alloc(n, err);
+        qa->x8i = ellm_aligned_alloc(n, err);
+        qa->dx = ellm_aligned_alloc(nb * sizeof(float), err);
+        qa->dxs = ellm_aligned_alloc(nb * sizeof(float), err);
+        qa->xsum = ellm_aligned_alloc((size_t)n_tok * sizeof(float), err);
+        if (!qa->x8 || !qa->x8i || !qa->dx || !qa->dxs || !qa->xsum) {
+            ellm_qacts_free(qa);
+            return ELLM_E_NOMEM;
+        }
+        qa->cap = n;
+    }
+    qa->in = in;
+    for (size_t b = 0; b < nb; b++) {
+        const float *v = x + b * ELLM_QBLOCK;
+        float amax = 0.0f;
+        for (int i = 0; i < ELLM_QBLOCK; i++) amax = fmaxf(amax, fabsf(v[i]));
+        const float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+        int8_t *q = qa->x8 + b * ELLM_QBLOCK, *qi = qa->x8i + b * ELLM_QBLOCK;
+        int32_t sum = 0;
+        for (int i = 0; i < ELLM_QBLOCK; i++) {
+            q[i] = (int8_t)lrintf(v[i] * id);
+            sum += q[i];
+        }
+        for (int i = 0; i < ELLM_QBLOCK / 2; i++) {
+            qi[i] = q[2 * i];
+            qi[ELLM_QBLOCK / 2 + i] = q[2 * i + 1];
+        }
+        qa->dx[b] = d;
+        qa->dxs[b] = d * (float)sum;
+    }
+    const size_t nbr = (size_t)in / ELLM_QBLOCK;
+    for (int t = 0; t < n_tok; t++) {
+        float s = 0.0f;
+        for (size_t b = 0; b < nbr; b++) s += qa->dxs[(size_t)t * nbr + b];
+        qa->xsum[t] = s;
+    }
+    return ELLM_OK;
+}
+
+void ellm_qacts_free(ellm_qacts *qa) {
+    free(qa->x8);
+    free(qa->x8i);
+    free(qa->dx);
+    free(qa->dxs);
+    free(qa->xsum);
+    memset(qa, 0, sizeof *qa);
+}
+
+int ellm_matmul_uses_int8(const ellm_kernels *k, const ellm_qtensor *w) {
+    const int64_t in = w->shape[w->n_dims - 1];
+    return !k->exact && w->bits != 32 && in % ELLM_QBLOCK == 0 && w->qp.group_size % ELLM_QBLOCK == 0;
+}
+
 void ellm_row_dequant(const ellm_qtensor *w, int64_t r, float *out, int scalar) {
     const int64_t in = w->shape[w->n_dims - 1];
     uint64_t e0 = (uint64_t)r * (uint64_t)in;
@@ -300,6 +491,18 @@ static void matvec_task(void *ctx, int64_t task, int thread) {
     for (int64_t r = r0; r < r1; r++) j->y[r] = row_dot(j->w, j->row0 + r, j->in, j->x, j->k->force_scalar);
 }
 
+/* Integer path, any number of tokens: 8 rows stay in cache for all tokens. */
+static void int_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    const mm_job *j = ctx;
+    int64_t r0 = task * MM_ROWS, r1 = ELLM_MIN(r0 + MM_ROWS, j->n_rows);
+    for (int t = 0; t < j->n_tok; t++) {
+        float *yt = j->y + (size_t)t * (size_t)j->y_stride;
+        for (int64_t r = r0; r < r1; r++)
+            yt[r] = row_dot_int(j->w, j->row0 + r, j->in, &j->k->qa, t, j->k->force_scalar);
+    }
+}
+
 static void matmul_task(void *ctx, int64_t task, int thread) {
     const mm_job *j = ctx;
     const int scalar = j->k->force_scalar;
@@ -325,13 +528,19 @@ static void matmul_task(void *ctx, int64_t task, int thread) {
     }
 }
 
-void ellm_matmul(ellm_kernels *k, const ellm_qtensor *w, int64_t row0, int64_t n_rows, const float *x,
-                 int n_tok, float *y, int64_t y_stride) {
+ellm_status ellm_matmul(ellm_kernels *k, const ellm_qtensor *w, int64_t row0, int64_t n_rows, const float *x,
+                        int n_tok, float *y, int64_t y_stride, ellm_error *err) {
     mm_job j = {k, w, row0, n_rows, w->shape[w->n_dims - 1], x, n_tok, y, y_stride};
-    if (n_tok == 1)
+    if (ellm_matmul_uses_int8(k, w)) {
+        ellm_status st = ellm_quantize_acts(&k->qa, x, n_tok, j.in, err);
+        if (st) return st;
+        ellm_pool_run(k->pool, (n_rows + MM_ROWS - 1) / MM_ROWS, int_task, &j);
+    } else if (n_tok == 1) {
         ellm_pool_run(k->pool, (n_rows + MV_ROWS - 1) / MV_ROWS, matvec_task, &j);
-    else
+    } else {
         ellm_pool_run(k->pool, (n_rows + MM_ROWS - 1) / MM_ROWS, matmul_task, &j);
+    }
+    return ELLM_OK;
 }
 
 ellm_status ellm_kernels_check_tensor(const ellm_qtensor *w, ellm_error *err) {
@@ -372,4 +581,5 @@ ellm_status ellm_kernels_init(ellm_kernels *k, ellm_pool *pool, int64_t max_in, 
 void ellm_kernels_free(ellm_kernels *k) {
     free(k->scratch);
     k->scratch = NULL;
+    ellm_qacts_free(&k->qa);
 }

@@ -91,13 +91,28 @@ int ellm_role_is_layer(ellm_role role);
 
 /* ---- kernels ------------------------------------------------------------ */
 
+/* Activations quantized for the integer products: int8 in blocks of 32
+ * consecutive values, each block with a float scale (max |x| / 127). */
+#define ELLM_QBLOCK 32
+typedef struct ellm_qacts {
+    int64_t in;
+    int8_t *x8;    /* n_tok x in, natural order */
+    int8_t *x8i;   /* n_tok x in, each block reordered (even elements, then odd) for packed uint4 */
+    float *dx;     /* n_tok x in/32 block scales */
+    float *dxs;    /* dx * (sum of the block's int8 values) */
+    float *xsum;   /* n_tok: sum of dxs over the vector */
+    size_t cap;    /* elements allocated */
+} ellm_qacts;
+
 /* Per-thread scratch for the products (dequantized row blocks). */
 typedef struct ellm_kernels {
     ellm_pool *pool;
     int n_threads;
     int force_scalar;         /* use the portable path even where AVX2 exists */
+    int exact;                /* float activations for integer weights too (slower) */
     size_t scratch_floats;    /* per thread */
     float *scratch;           /* n_threads * scratch_floats */
+    ellm_qacts qa;
 } ellm_kernels;
 
 /* max_in: the longest row (input dimension) any product will see. */
@@ -110,9 +125,25 @@ int ellm_kernels_have_simd(void);
 /* y[t][r] = sum_c W[row0 + r][c] * x[t][c] for t < n_tok, r < n_rows, where
  * W is a 2-D tensor {out, in} of bits 8, 4 or 32 and every granularity.
  * x is n_tok x in (row stride in), y is n_tok x y_stride. Rows are split
- * across the pool. */
-void ellm_matmul(ellm_kernels *k, const ellm_qtensor *w, int64_t row0, int64_t n_rows,
-                 const float *x, int n_tok, float *y, int64_t y_stride);
+ * across the pool.
+ *
+ * Integer weights whose rows and groups are whole blocks of 32 (every real
+ * model) take the integer path: x is quantized to int8 per block of 32
+ * (ellm_quantize_acts) and each block's product is an exact integer sum,
+ * scaled by the block's and the group's scales - as llama.cpp multiplies its
+ * quantized weights with Q8 activations. One token or many, each (row, token)
+ * is the same computation, so batched and token-by-token results are
+ * identical. Float weights, odd shapes and k->exact use float activations. */
+ellm_status ellm_matmul(ellm_kernels *k, const ellm_qtensor *w, int64_t row0, int64_t n_rows,
+                        const float *x, int n_tok, float *y, int64_t y_stride, ellm_error *err);
+
+/* Whether w takes the integer path (see ellm_matmul). */
+int ellm_matmul_uses_int8(const ellm_kernels *k, const ellm_qtensor *w);
+
+/* Quantizes n_tok vectors of `in` floats (in a multiple of 32) into qa,
+ * growing it. Exposed for tests: dequantized x is dx[b] * x8[i]. */
+ellm_status ellm_quantize_acts(ellm_qacts *qa, const float *x, int n_tok, int64_t in, ellm_error *err);
+void ellm_qacts_free(ellm_qacts *qa);
 
 /* Dequantizes row r of a 2-D tensor (an embedding lookup). */
 void ellm_row_dequant(const ellm_qtensor *w, int64_t r, float *out, int force_scalar);

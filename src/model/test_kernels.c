@@ -78,29 +78,62 @@ static void run_case(ellm_pool *pool, int64_t rows, int64_t cols, int bits, uint
     for (int64_t i = 0; i < n_tok * cols; i++) x[i] = (float)ellm_rng_normal(rng);
     float *y_simd = malloc((size_t)n_tok * n_rows * sizeof(float));
     float *y_scal = malloc((size_t)n_tok * n_rows * sizeof(float));
-    ellm_kernels ks, kv;
-    CHECK(ellm_kernels_init(&ks, pool, cols, 1, &err) == ELLM_OK, "init");
-    CHECK(ellm_kernels_init(&kv, pool, cols, 0, &err) == ELLM_OK, "init");
-    ellm_matmul(&ks, &t, row0, n_rows, x, n_tok, y_scal, n_rows);
-    ellm_matmul(&kv, &t, row0, n_rows, x, n_tok, y_simd, n_rows);
-    double worst_ref = 0, worst_pair = 0;
-    for (int tk = 0; tk < n_tok; tk++)
-        for (int64_t r = 0; r < n_rows; r++) {
-            double ref = 0, mag = 0;
-            for (int64_t c = 0; c < cols; c++) {
-                double p = ref_weight(&t, (uint64_t)((row0 + r) * cols + c)) * x[tk * cols + c];
-                ref += p;
-                mag += fabs(p);
+    float *xr = malloc((size_t)n_tok * cols * sizeof(float));
+    for (int exact = 0; exact <= 1; exact++) {
+        ellm_kernels ks, kv;
+        CHECK(ellm_kernels_init(&ks, pool, cols, 1, &err) == ELLM_OK, "init");
+        CHECK(ellm_kernels_init(&kv, pool, cols, 0, &err) == ELLM_OK, "init");
+        ks.exact = kv.exact = exact;
+        int int8 = ellm_matmul_uses_int8(&kv, &t);
+        CHECK(int8 == (!exact && bits != 32 && cols % 32 == 0 && group % 32 == 0), "integer path choice");
+        /* The reference multiplies with the activations the kernel sees:
+         * x itself, or its int8 quantization dx * x8 on the integer path. */
+        memcpy(xr, x, (size_t)n_tok * cols * sizeof(float));
+        if (int8) {
+            ellm_qacts qa = {0};
+            CHECK(ellm_quantize_acts(&qa, x, n_tok, cols, &err) == ELLM_OK, "quantize acts");
+            for (int64_t i = 0; i < n_tok * cols; i++) {
+                xr[i] = qa.dx[i / 32] * (float)qa.x8[i];
+                CHECK(fabsf(xr[i] - x[i]) <= qa.dx[i / 32] * 0.5f + 1e-7f, "activation error above dx/2");
             }
-            double tol = 1e-5 * mag + 1e-6;
-            double a = y_scal[tk * n_rows + r], b = y_simd[tk * n_rows + r];
-            worst_ref = fmax(worst_ref, fmax(fabs(a - ref), fabs(b - ref)) / tol);
-            worst_pair = fmax(worst_pair, fabs(a - b) / tol);
+            ellm_qacts_free(&qa);
         }
-    CHECK(worst_ref <= 1.0 && worst_pair <= 1.0,
-          "bits %d %lldx%lld group %llu n_tok %d rows [%lld,+%lld): error/tolerance vs reference %.3g, simd vs scalar %.3g",
-          bits, (long long)rows, (long long)cols, (unsigned long long)group, n_tok, (long long)row0, (long long)n_rows,
-          worst_ref, worst_pair);
+        CHECK(ellm_matmul(&ks, &t, row0, n_rows, x, n_tok, y_scal, n_rows, &err) == ELLM_OK, "matmul");
+        CHECK(ellm_matmul(&kv, &t, row0, n_rows, x, n_tok, y_simd, n_rows, &err) == ELLM_OK, "matmul");
+        double worst_ref = 0, worst_pair = 0;
+        for (int tk = 0; tk < n_tok; tk++)
+            for (int64_t r = 0; r < n_rows; r++) {
+                double ref = 0, mag = 0;
+                for (int64_t c = 0; c < cols; c++) {
+                    double p = ref_weight(&t, (uint64_t)((row0 + r) * cols + c)) * xr[tk * cols + c];
+                    ref += p;
+                    mag += fabs(p);
+                }
+                double tol = 1e-5 * mag + 1e-6;
+                double a = y_scal[tk * n_rows + r], b = y_simd[tk * n_rows + r];
+                worst_ref = fmax(worst_ref, fmax(fabs(a - ref), fabs(b - ref)) / tol);
+                worst_pair = fmax(worst_pair, fabs(a - b) / tol);
+            }
+        CHECK(worst_ref <= 1.0 && worst_pair <= 1.0,
+              "bits %d %lldx%lld group %llu n_tok %d rows [%lld,+%lld) %s: error/tolerance vs reference %.3g, "
+              "simd vs scalar %.3g",
+              bits, (long long)rows, (long long)cols, (unsigned long long)group, n_tok, (long long)row0,
+              (long long)n_rows, int8 ? "int8 path" : "float path", worst_ref, worst_pair);
+        /* One token at a time gives exactly the batched result. */
+        if (n_tok > 1) {
+            float *y1 = malloc((size_t)n_rows * sizeof(float));
+            for (int tk = 0; tk < n_tok; tk++) {
+                CHECK(ellm_matmul(&kv, &t, row0, n_rows, x + tk * cols, 1, y1, n_rows, &err) == ELLM_OK, "matvec");
+                if (int8)
+                    CHECK(memcmp(y1, y_simd + tk * n_rows, (size_t)n_rows * sizeof(float)) == 0,
+                          "int8 path: token %d alone differs from the batch", tk);
+            }
+            free(y1);
+        }
+        ellm_kernels_free(&ks);
+        ellm_kernels_free(&kv);
+    }
+    free(xr);
 
     /* Row dequantization (embedding lookups) in both paths. */
     float *row_a = malloc(cols * sizeof(float)), *row_b = malloc(cols * sizeof(float));
@@ -115,8 +148,6 @@ static void run_case(ellm_pool *pool, int64_t rows, int64_t cols, int bits, uint
     }
     free(row_a);
     free(row_b);
-    ellm_kernels_free(&ks);
-    ellm_kernels_free(&kv);
     free(x);
     free(y_simd);
     free(y_scal);
@@ -137,12 +168,12 @@ int main(void) {
         const int bits_list[] = {8, 4, 32};
         for (size_t b = 0; b < 3; b++) {
             int bits = bits_list[b];
-            const int64_t rows = 37, shapes[][1] = {{64}, {200}, {77}, {8}, {1}};
+            const int64_t rows = 37, shapes[][1] = {{64}, {256}, {200}, {77}, {8}, {1}};
             for (size_t s = 0; s < ELLM_ARRAY_LEN(shapes); s++) {
                 int64_t cols = shapes[s][0];
                 uint64_t n = (uint64_t)(rows * cols);
                 /* tensor, row, groups dividing the row, groups straddling rows */
-                const uint64_t groups[] = {n, (uint64_t)cols, 32, 7, 64};
+                const uint64_t groups[] = {n, (uint64_t)cols, 32, 7, 64, 96};
                 for (size_t g = 0; g < ELLM_ARRAY_LEN(groups); g++) {
                     for (int n_tok = 1; n_tok <= 6; n_tok += 5) {
                         run_case(pool, rows, cols, bits, groups[g], n_tok, 0, rows, &rng);
