@@ -104,9 +104,10 @@ typedef struct ec_huf_tables {
 } ec_huf_tables;
 
 typedef struct ec_rans_tables {
-    /* Per slot of [0, 1 << scale): bits 0-7 symbol, 8-19 freq - 1,
-     * 20-31 slot - cumulative start. */
+    /* Per slot of [0, 1 << scale): low 16 bits the symbol's frequency,
+     * high 16 bits slot - the symbol's cumulative start; and the symbol. */
     uint32_t slot[1u << EC_RANS_MAX_SCALE_BITS];
+    uint8_t sym[1u << EC_RANS_MAX_SCALE_BITS];
     int scale_bits;
 } ec_rans_tables;
 

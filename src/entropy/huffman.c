@@ -309,21 +309,21 @@ static ellm_status read_past_block(uint64_t segment, ellm_error *err) {
                      (unsigned long long)segment);
 }
 
-#define DEC8(L)                                                       \
+/* One symbol of lane L into *(DST). Table entries keep bits 4-5 zero, so
+ * "& 63" is the shift count itself (shrx masks to 6 bits anyway). */
+#define DEC8(L, DST)                                                  \
     do {                                                              \
         uint16_t e_ = tab[L##b & HUF_MASK];                           \
-        L##b >>= (e_ & 15u);                                          \
-        *L##o++ = (uint8_t)(e_ >> 8);                                 \
+        L##b >>= (e_ & 63u);                                          \
+        *(DST) = (uint8_t)(e_ >> 8);                                  \
     } while (0)
 
-/* Refills four lanes w, x, y, z; fails if a lane would read past the block. */
+/* Refills four lanes w, x, y, z (no bounds check: see safe_rounds). */
 #define REFILL4()                                                                     \
     do {                                                                              \
         unsigned cw_ = (unsigned)__builtin_clzll(wb), cx_ = (unsigned)__builtin_clzll(xb); \
         unsigned cy_ = (unsigned)__builtin_clzll(yb), cz_ = (unsigned)__builtin_clzll(zb); \
         wp += cw_ >> 3, xp += cx_ >> 3, yp += cy_ >> 3, zp += cz_ >> 3;               \
-        if (ELLM_UNLIKELY((wp > lim) | (xp > lim) | (yp > lim) | (zp > lim)))         \
-            return read_past_block(segment, err);                                     \
         wb = (ec_load64(wp) | TOP_BIT) >> (cw_ & 7);                                  \
         xb = (ec_load64(xp) | TOP_BIT) >> (cx_ & 7);                                  \
         yb = (ec_load64(yp) | TOP_BIT) >> (cy_ & 7);                                  \
@@ -332,33 +332,72 @@ static ellm_status read_past_block(uint64_t segment, ellm_error *err) {
 
 #define LOAD_LANES()                                                                  \
     const uint8_t *wp = ln[0].p, *xp = ln[1].p, *yp = ln[2].p, *zp = ln[3].p;        \
-    uint64_t wb = ln[0].b, xb = ln[1].b, yb = ln[2].b, zb = ln[3].b;                  \
-    uint8_t *wo = ln[0].out, *xo = ln[1].out, *yo = ln[2].out, *zo = ln[3].out
+    uint64_t wb = ln[0].b, xb = ln[1].b, yb = ln[2].b, zb = ln[3].b
 #define STORE_LANES()                                                                 \
     do {                                                                              \
         ln[0].p = wp, ln[1].p = xp, ln[2].p = yp, ln[3].p = zp;                       \
         ln[0].b = wb, ln[1].b = xb, ln[2].b = yb, ln[3].b = zb;                       \
-        ln[0].out = wo, ln[1].out = xo, ln[2].out = yo, ln[3].out = zo;               \
     } while (0)
 
-/* bits 8: four lanes interleaved, five symbols per lane per refill. */
-static ellm_status decode8(const ec_huf_tables *h, lane *ln, const uint8_t *lim, uint64_t segment,
+/* Rounds (a refill and <= 55 bits of codes) a lane can run, whatever its
+ * bits, before a refill could read past the block: round r refills at
+ * p <= start + floor(55 r / 8) and reads 8 bytes there. */
+static uint64_t safe_rounds(const lane *l, const uint8_t *block_end) {
+    uint64_t avail = (uint64_t)(block_end - l->p) - 8; /* p + 8 <= block_end always */
+    return avail * 8 / 55 + 1;
+}
+
+/* bits 8: all lanes interleaved, five symbols per lane per refill. Lanes
+ * 0..EC_HUF_LANES-2 hold `per` symbols each, so lane j writes at o + j per. */
+#if EC_HUF_LANES == 8
+#define FOR_LANES(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#else
+#define FOR_LANES(X) X(0) X(1) X(2) X(3)
+#endif
+#define LANE_VARS(j) const uint8_t *p##j = ln[j].p; uint64_t b##j = ln[j].b;
+#define LANE_SAVE(j) ln[j].p = p##j, ln[j].b = b##j;
+#define LANE_REFILL(j)                                          \
+    {                                                           \
+        unsigned c_ = (unsigned)__builtin_clzll(b##j);          \
+        p##j += c_ >> 3;                                        \
+        b##j = (ec_load64(p##j) | TOP_BIT) >> (c_ & 7);         \
+    }
+#define LANE_DEC(j, k)                                          \
+    {                                                           \
+        uint16_t e_ = tab[b##j & HUF_MASK];                     \
+        b##j >>= (e_ & 63u);                                    \
+        o[(j) * per + (k)] = (uint8_t)(e_ >> 8);                \
+    }
+#define LANE_DEC0(j) LANE_DEC(j, 0)
+#define LANE_DEC1(j) LANE_DEC(j, 1)
+#define LANE_DEC2(j) LANE_DEC(j, 2)
+#define LANE_DEC3(j) LANE_DEC(j, 3)
+#define LANE_DEC4(j) LANE_DEC(j, 4)
+
+static ellm_status decode8(const ec_huf_tables *h, lane *ln, const uint8_t *block_end, uint64_t segment,
                            ellm_error *err) {
     const uint16_t *tab = h->single;
-    uint32_t min_count = ln[0].count;
-    for (int j = 1; j < EC_HUF_LANES; j++) min_count = ELLM_MIN(min_count, ln[j].count);
-    uint32_t rounds = min_count / 5;
-    LOAD_LANES();
-    for (uint32_t r = 0; r < rounds; r++) {
-        REFILL4();
-        DEC8(w); DEC8(x); DEC8(y); DEC8(z);
-        DEC8(w); DEC8(x); DEC8(y); DEC8(z);
-        DEC8(w); DEC8(x); DEC8(y); DEC8(z);
-        DEC8(w); DEC8(x); DEC8(y); DEC8(z);
-        DEC8(w); DEC8(x); DEC8(y); DEC8(z);
+    uint64_t rounds = ln[0].count;
+    for (int j = 1; j < EC_HUF_LANES; j++) rounds = ELLM_MIN(rounds, ln[j].count);
+    rounds /= 5;
+    for (int j = 0; j < EC_HUF_LANES; j++) rounds = ELLM_MIN(rounds, safe_rounds(&ln[j], block_end));
+    FOR_LANES(LANE_VARS)
+    uint8_t *o = ln[0].out;
+    const size_t per = (size_t)(ln[1].out - ln[0].out);
+    uint8_t *const o_end = o + 5 * rounds;
+    while (o != o_end) {
+        FOR_LANES(LANE_REFILL)
+        FOR_LANES(LANE_DEC0)
+        FOR_LANES(LANE_DEC1)
+        FOR_LANES(LANE_DEC2)
+        FOR_LANES(LANE_DEC3)
+        FOR_LANES(LANE_DEC4)
+        o += 5;
     }
-    STORE_LANES();
-    /* Tails, one lane at a time. */
+    FOR_LANES(LANE_SAVE)
+    for (int j = 0; j < EC_HUF_LANES; j++) ln[j].out += 5 * rounds;
+    /* Tails, one lane at a time, checking every refill. */
+    const uint8_t *lim = block_end - 8;
     for (int j = 0; j < EC_HUF_LANES; j++) {
         lane *l = &ln[j];
         uint32_t left = l->count - (uint32_t)(l->out - l->out_start);
@@ -368,7 +407,7 @@ static ellm_status decode8(const ec_huf_tables *h, lane *ln, const uint8_t *lim,
             uint32_t k = ELLM_MIN(left, 5u);
             for (uint32_t i = 0; i < k; i++) {
                 uint16_t e = tab[l->b & HUF_MASK];
-                l->b >>= (e & 15u);
+                l->b >>= (e & 63u);
                 *l->out++ = (uint8_t)(e >> 8);
             }
             left -= k;
@@ -383,7 +422,7 @@ static ellm_status decode8(const ec_huf_tables *h, lane *ln, const uint8_t *lim,
 #define MULTI(L)                                                       \
     do {                                                               \
         uint32_t e_ = mt[L##b & HUF_MASK];                             \
-        L##b >>= (e_ & 15u);                                           \
+        L##b >>= (e_ & 63u);                                           \
         L##acc |= (uint64_t)(e_ >> 12) << L##sh;                       \
         L##sh += (e_ >> 4) & 0x1cu;                                    \
     } while (0)
@@ -423,7 +462,7 @@ static ellm_status lane4_finish(const ec_huf_tables *h, lane *l, const uint8_t *
         uint64_t k = ELLM_MIN(left, 5u);
         for (uint64_t i = 0; i < k; i++) {
             uint16_t e = tab[sb & HUF_MASK];
-            sb >>= (e & 15u);
+            sb >>= (e & 63u);
             uint64_t sym = e >> 8;
             if (ssh) {
                 *so++ = (uint8_t)(sacc | sym << 4);
@@ -440,15 +479,20 @@ static ellm_status lane4_finish(const ec_huf_tables *h, lane *l, const uint8_t *
 }
 
 /* bits 4: four lanes interleaved while every lane has room for a round. */
-static ellm_status decode4(const ec_huf_tables *h, lane *ln, const uint8_t *lim, uint64_t segment,
+static ellm_status decode4(const ec_huf_tables *h, lane *ln, const uint8_t *block_end, uint64_t segment,
                            ellm_error *err) {
     const uint32_t *mt = h->multi;
+    const uint8_t *lim = block_end - 8;
     LOAD_LANES();
+    uint8_t *wo = ln[0].out, *xo = ln[1].out, *yo = ln[2].out, *zo = ln[3].out;
     uint64_t wacc = 0, xacc = 0, yacc = 0, zacc = 0;
     unsigned wsh = 0, xsh = 0, ysh = 0, zsh = 0;
     const uint8_t *we = ln[0].out_end, *xe = ln[1].out_end, *ye = ln[2].out_end, *ze = ln[3].out_end;
+    uint64_t rounds = UINT64_MAX;
+    for (int j = 0; j < 4; j++) rounds = ELLM_MIN(rounds, safe_rounds(&ln[j], block_end));
     while ((we - wo >= ROUND_ROOM) & (xe - xo >= ROUND_ROOM) & (ye - yo >= ROUND_ROOM) &
-           (ze - zo >= ROUND_ROOM)) {
+           (ze - zo >= ROUND_ROOM) & (rounds != 0)) {
+        rounds--;
         REFILL4();
         MULTI(w); MULTI(x); MULTI(y); MULTI(z);
         MULTI(w); MULTI(x); MULTI(y); MULTI(z);
@@ -460,9 +504,10 @@ static ellm_status decode4(const ec_huf_tables *h, lane *ln, const uint8_t *lim,
         FLUSH(w); FLUSH(x); FLUSH(y); FLUSH(z);
     }
     STORE_LANES();
+    ln[0].out = wo, ln[1].out = xo, ln[2].out = yo, ln[3].out = zo;
     ln[0].acc = wacc, ln[1].acc = xacc, ln[2].acc = yacc, ln[3].acc = zacc;
     ln[0].sh = wsh, ln[1].sh = xsh, ln[2].sh = ysh, ln[3].sh = zsh;
-    for (int j = 0; j < EC_HUF_LANES; j++) {
+    for (int j = 0; j < 4; j++) {
         ellm_status st = lane4_finish(h, &ln[j], lim, segment, err);
         if (st) return st;
     }
@@ -512,8 +557,13 @@ ellm_status ec_huf_decode_segment(const ec_view *v, uint64_t segment, const uint
         p += nb, rest -= nb, o += out_bytes;
     }
     if (h->used_symbols == 1) return decode_one_symbol(h, v, ln, segment, err);
-    const uint8_t *lim = t->block_end - 8;
-    ellm_status st = v->bits == 8 ? decode8(h, ln, lim, segment, err) : decode4(h, ln, lim, segment, err);
+    ellm_status st;
+    if (v->bits == 8) {
+        st = decode8(h, ln, t->block_end, segment, err);
+    } else {
+        st = ELLM_OK;
+        for (int j = 0; j < EC_HUF_LANES && !st; j += 4) st = decode4(h, ln + j, t->block_end, segment, err);
+    }
     if (st) return st;
     for (int j = 0; j < EC_HUF_LANES; j++) {
         st = lane_check_end(&ln[j], j, v, segment, err);

@@ -130,7 +130,7 @@ ellm_status ec_rans_tables_build(const uint16_t *freq, int alphabet, int scale_b
     uint32_t cum = 0;
     for (int s = 0; s < alphabet; s++) {
         for (uint32_t k = 0; k < freq[s]; k++)
-            r->slot[cum + k] = (uint32_t)s | ((uint32_t)(freq[s] - 1) << 8) | (k << 20);
+            r->slot[cum + k] = (uint32_t)freq[s] | (k << 16), r->sym[cum + k] = (uint8_t)s;
         cum += freq[s];
     }
     *tables_out = t;
@@ -139,33 +139,30 @@ ellm_status ec_rans_tables_build(const uint16_t *freq, int alphabet, int scale_b
 
 #define RANS_STEP(j, SYM_OUT)                                                 \
     do {                                                                      \
-        uint32_t e_ = slot[x##j & mask];                                      \
-        SYM_OUT = (uint8_t)e_;                                                \
-        x##j = (((e_ >> 8) & 0xfffu) + 1) * (x##j >> scale) + (e_ >> 20);     \
+        uint32_t i_ = x##j & mask;                                            \
+        uint32_t e_ = slot[i_];                                               \
+        SYM_OUT = sym[i_];                                                    \
+        x##j = (e_ & 0xffffu) * (x##j >> scale) + (e_ >> 16);                 \
         uint32_t w_ = ellm_le16(p);                                           \
-        int need_ = x##j < EC_RANS_L;                                         \
-        x##j = need_ ? (x##j << 16) | w_ : x##j;                              \
-        p += 2 * need_;                                                       \
+        uint32_t need_ = x##j < EC_RANS_L; /* arithmetic, not a branch */     \
+        x##j = (x##j << (need_ << 4)) | (w_ & (0u - need_));                  \
+        p += need_ << 1;                                                      \
     } while (0)
 
-ellm_status ec_rans_decode_segment(const ec_view *v, uint64_t segment, const uint8_t *seg,
-                                   size_t seg_bytes, uint8_t *out, ellm_error *err) {
-    const ec_tables *t = v->tables;
-    const ec_rans_tables *r = &t->u.rans;
+/* The decode loop, inlined once for the usual scale (a constant shift and
+ * mask) and once for any other. */
+static inline __attribute__((always_inline)) ellm_status
+rans_decode(const ec_rans_tables *r, const unsigned scale, int bits, uint64_t segment, const uint8_t *seg,
+            size_t seg_bytes, uint32_t count, const uint8_t *block_end, uint8_t *o, ellm_error *err) {
     const uint32_t *slot = r->slot;
-    const unsigned scale = (unsigned)r->scale_bits;
+    const uint8_t *sym = r->sym;
     const uint32_t mask = (1u << scale) - 1;
-    uint32_t count = ec_segment_count(v, segment);
-    if (seg_bytes < 4 * EC_RANS_STATES)
-        return ellm_fail(err, ELLM_E_FORMAT, "segment %llu: %zu bytes cannot hold the %d rans states",
-                         (unsigned long long)segment, seg_bytes, EC_RANS_STATES);
     uint32_t x0 = ellm_le32(seg), x1 = ellm_le32(seg + 4), x2 = ellm_le32(seg + 8), x3 = ellm_le32(seg + 12);
     uint32_t x4 = ellm_le32(seg + 16), x5 = ellm_le32(seg + 20), x6 = ellm_le32(seg + 24), x7 = ellm_le32(seg + 28);
     const uint8_t *p = seg + 4 * EC_RANS_STATES;
-    const uint8_t *lim = t->block_end - 2 * EC_RANS_STATES; /* a round reads <= 16 bytes */
-    uint8_t *o = out + ec_segment_out_offset(v, segment);
+    const uint8_t *lim = block_end - 2 * EC_RANS_STATES; /* a round reads <= 16 bytes */
     uint32_t rounds = count / EC_RANS_STATES;
-    if (v->bits == 8) {
+    if (bits == 8) {
         for (uint32_t i = 0; i < rounds; i++) {
             if (ELLM_UNLIKELY(p > lim)) goto past_end;
             RANS_STEP(0, o[0]); RANS_STEP(1, o[1]); RANS_STEP(2, o[2]); RANS_STEP(3, o[3]);
@@ -195,7 +192,7 @@ ellm_status ec_rans_decode_segment(const ec_view *v, uint64_t segment, const uin
         if (tail > 4) RANS_STEP(4, s[4]);
         if (tail > 5) RANS_STEP(5, s[5]);
         if (tail > 6) RANS_STEP(6, s[6]);
-        if (v->bits == 8) {
+        if (bits == 8) {
             memcpy(o, s, tail);
         } else {
             for (uint32_t k = 0; k < tail; k += 2) o[k / 2] = (uint8_t)(s[k] | (k + 1 < tail ? s[k + 1] << 4 : 0));
@@ -213,4 +210,18 @@ ellm_status ec_rans_decode_segment(const ec_view *v, uint64_t segment, const uin
 past_end:
     return ellm_fail(err, ELLM_E_FORMAT, "segment %llu: rans stream runs past the end of the block",
                      (unsigned long long)segment);
+}
+
+ellm_status ec_rans_decode_segment(const ec_view *v, uint64_t segment, const uint8_t *seg,
+                                   size_t seg_bytes, uint8_t *out, ellm_error *err) {
+    const ec_tables *t = v->tables;
+    const ec_rans_tables *r = &t->u.rans;
+    uint32_t count = ec_segment_count(v, segment);
+    if (seg_bytes < 4 * EC_RANS_STATES)
+        return ellm_fail(err, ELLM_E_FORMAT, "segment %llu: %zu bytes cannot hold the %d rans states",
+                         (unsigned long long)segment, seg_bytes, EC_RANS_STATES);
+    uint8_t *o = out + ec_segment_out_offset(v, segment);
+    if (r->scale_bits == EC_RANS_SCALE_BITS)
+        return rans_decode(r, EC_RANS_SCALE_BITS, v->bits, segment, seg, seg_bytes, count, t->block_end, o, err);
+    return rans_decode(r, (unsigned)r->scale_bits, v->bits, segment, seg, seg_bytes, count, t->block_end, o, err);
 }
