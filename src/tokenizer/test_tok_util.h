@@ -25,7 +25,7 @@ static int g_failures = 0;
     } while (0)
 
 /* $ELLM_DATA_DIR/rel, or exits the test with a clear message. */
-static char *data_path(const char *rel) {
+static inline char *data_path(const char *rel) {
     const char *dir = getenv("ELLM_DATA_DIR");
     if (!dir || !*dir) {
         fprintf(stderr, "FAIL: ELLM_DATA_DIR is not set (it must point to the shared reference data)\n");
@@ -39,7 +39,7 @@ static char *data_path(const char *rel) {
     return p;
 }
 
-static uint8_t *read_data(const char *rel, size_t *size) {
+static inline uint8_t *read_data(const char *rel, size_t *size) {
     char *p = data_path(rel);
     uint8_t *d;
     ellm_error err;
@@ -51,7 +51,7 @@ static uint8_t *read_data(const char *rel, size_t *size) {
     return d;
 }
 
-static ellm_tokenizer *load_tok(const char *rel) {
+static inline ellm_tokenizer *load_tok(const char *rel) {
     char *p = data_path(rel);
     ellm_tokenizer *t;
     ellm_error err;
@@ -71,7 +71,7 @@ typedef struct vocab_case {
 } vocab_case;
 
 /* Splits .inp on the exact separator and reads one .out line per case. */
-static size_t read_cases(const char *inp_rel, const char *out_rel, vocab_case **cases, uint8_t **keep_inp,
+static inline size_t read_cases(const char *inp_rel, const char *out_rel, vocab_case **cases, uint8_t **keep_inp,
                          uint8_t **keep_out) {
     static const char sep[] = "\n__ggml_vocab_test__\n";
     size_t isz, osz;
@@ -116,7 +116,7 @@ static size_t read_cases(const char *inp_rel, const char *out_rel, vocab_case **
     return n;
 }
 
-static void print_ids(const char *label, const int32_t *ids, size_t n) {
+static inline void print_ids(const char *label, const int32_t *ids, size_t n) {
     fprintf(stderr, "    %s:", label);
     for (size_t i = 0; i < n; i++) fprintf(stderr, " %d", (int)ids[i]);
     fprintf(stderr, "\n");
@@ -124,7 +124,7 @@ static void print_ids(const char *label, const int32_t *ids, size_t n) {
 
 /* Runs every case: encode == reference ids; decode(reference ids) == text
  * when `lossless`. Prints "name: passed/total" and returns the failures. */
-static int run_cases(const char *name, const ellm_tokenizer *t, const char *inp_rel, const char *out_rel,
+static inline int run_cases(const char *name, const ellm_tokenizer *t, const char *inp_rel, const char *out_rel,
                      int lossless) {
     vocab_case *c;
     uint8_t *inp, *out;

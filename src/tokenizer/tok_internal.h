@@ -99,6 +99,8 @@ struct ellm_tokenizer {
 ellm_tokenizer *tok_alloc(ellm_tok_kind kind, int32_t n_vocab, const char *what, ellm_error *err);
 ellm_status tok_set_piece(ellm_tokenizer *t, int32_t id, const char *s, size_t len, float score,
                           ellm_tok_type type, ellm_error *err);
+/* Builds the piece -> id map (needed before ids can be looked up by piece). */
+ellm_status tok_build_map(ellm_tokenizer *t, ellm_error *err);
 /* Builds the maps and output pieces; call after every piece is set. */
 ellm_status tok_finish(ellm_tokenizer *t, ellm_error *err);
 ellm_status tok_add_merge(ellm_tokenizer *t, int32_t left, int32_t right, int32_t merged,

@@ -708,6 +708,7 @@ ellm_status ellm_tokenizer_from_blobs(const ellm_blob_ref *blobs, size_t n, cons
         return ellm_fail(err, ELLM_E_FORMAT,
                          "%s: no tokenizer (none of tokenizer.json, tokenizer.model, tokenizer.gguf, tokenizer.bin)",
                          what);
+    st = tok_build_map(t, err);
     const ellm_blob_ref *cfg = find_blob(blobs, n, "tokenizer_config.json");
     const ellm_blob_ref *stm = find_blob(blobs, n, "special_tokens_map.json");
     const ellm_blob_ref *gen = find_blob(blobs, n, "generation_config.json");

@@ -438,6 +438,10 @@ static ellm_status build_outputs(ellm_tokenizer *t, ellm_error *err) {
     return ELLM_OK;
 }
 
+ellm_status tok_build_map(ellm_tokenizer *t, ellm_error *err) {
+    return t->vocab.slots ? ELLM_OK : strmap_build(t, err);
+}
+
 ellm_status tok_finish(ellm_tokenizer *t, ellm_error *err) {
     /* may run twice (GGUF merges need the piece map first): builds what is missing */
     ellm_status st = ELLM_OK;
