@@ -252,6 +252,7 @@ typedef struct ellm_model_info {
     double load_seconds;  /* open + parallel decode */
     double decode_seconds;/* parallel entropy decode alone */
     uint64_t weight_bytes;/* bytes of weights held in memory */
+    int generated_weights;/* the model's weights are synthetic (not trained) */
 } ellm_model_info;
 
 void ellm_model_get_info(const ellm_model *m, ellm_model_info *info);

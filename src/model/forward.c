@@ -412,7 +412,7 @@ ellm_status ellm_llm_forward(ellm_llm *m, const int32_t *tokens, int n_tokens, i
             memcpy(ly->v_cache + (size_t)(pos + t) * kvd, m->v + (size_t)t * kvd, kvd * sizeof(float));
         }
         attn_job aj = {m, l, pos, T};
-        ellm_pool_run(K->pool, (int64_t)T * c->n_heads, attn_task, &aj);
+        ellm_kernels_run(K, (int64_t)T * c->n_heads, (uint64_t)T * (uint64_t)(pos + T) * qd, attn_task, &aj);
         MM(K, ly->wo, 0, dim, m->att, T, m->xb2, dim);
         for (size_t i = 0; i < (size_t)T * dim; i++) m->x[i] += m->xb2[i];
 

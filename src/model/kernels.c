@@ -528,17 +528,28 @@ static void matmul_task(void *ctx, int64_t task, int thread) {
     }
 }
 
+void ellm_kernels_run(ellm_kernels *k, int64_t n_tasks, uint64_t work, ellm_task_fn fn, void *ctx) {
+    /* Handing a small product to other threads costs more than it saves
+     * (each hand-off waits for every worker to check in). */
+    if (work < ELLM_PARALLEL_MIN_WORK) {
+        for (int64_t t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+        return;
+    }
+    ellm_pool_run(k->pool, n_tasks, fn, ctx);
+}
+
 ellm_status ellm_matmul(ellm_kernels *k, const ellm_qtensor *w, int64_t row0, int64_t n_rows, const float *x,
                         int n_tok, float *y, int64_t y_stride, ellm_error *err) {
     mm_job j = {k, w, row0, n_rows, w->shape[w->n_dims - 1], x, n_tok, y, y_stride};
+    const uint64_t work = (uint64_t)n_rows * (uint64_t)j.in * (uint64_t)n_tok;
     if (ellm_matmul_uses_int8(k, w)) {
         ellm_status st = ellm_quantize_acts(&k->qa, x, n_tok, j.in, err);
         if (st) return st;
-        ellm_pool_run(k->pool, (n_rows + MM_ROWS - 1) / MM_ROWS, int_task, &j);
+        ellm_kernels_run(k, (n_rows + MM_ROWS - 1) / MM_ROWS, work, int_task, &j);
     } else if (n_tok == 1) {
-        ellm_pool_run(k->pool, (n_rows + MV_ROWS - 1) / MV_ROWS, matvec_task, &j);
+        ellm_kernels_run(k, (n_rows + MV_ROWS - 1) / MV_ROWS, work, matvec_task, &j);
     } else {
-        ellm_pool_run(k->pool, (n_rows + MM_ROWS - 1) / MM_ROWS, matmul_task, &j);
+        ellm_kernels_run(k, (n_rows + MM_ROWS - 1) / MM_ROWS, work, matmul_task, &j);
     }
     return ELLM_OK;
 }

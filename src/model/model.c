@@ -184,6 +184,13 @@ ellm_status ellm_model_load(const char *path, const ellm_load_options *opts, ell
         if (st) ellm_fail_prefix(err, "%s", path);
     }
     if (!st) st = load_tokenizer(m, err);
+    if (!st && opts->tokenizer_path && strcmp(m->format, "ellm") == 0) {
+        /* A tokenizer given by the user replaces the one the file carries
+         * (source readers take it through src_open). */
+        if (m->tok) ellm_tokenizer_free(m->tok);
+        m->tok = NULL;
+        st = ellm_tokenizer_load(opts->tokenizer_path, &m->tok, err);
+    }
     if (st) {
         ellm_model_free(m);
         return st;
@@ -200,6 +207,7 @@ ellm_status ellm_model_load(const char *path, const ellm_load_options *opts, ell
     i->head_dim = c->head_dim;
     i->vocab_size = c->vocab_size;
     i->max_ctx = c->max_ctx;
+    i->generated_weights = m->generated_weights;
     i->load_seconds = ellm_now() - t0;
     *out = m;
     return ELLM_OK;

@@ -137,6 +137,11 @@ int ellm_kernels_have_simd(void);
 ellm_status ellm_matmul(ellm_kernels *k, const ellm_qtensor *w, int64_t row0, int64_t n_rows,
                         const float *x, int n_tok, float *y, int64_t y_stride, ellm_error *err);
 
+/* Runs fn over n_tasks tasks on the pool, or on the calling thread when the
+ * work (multiply-adds) is too small to be worth the hand-off. */
+#define ELLM_PARALLEL_MIN_WORK (1u << 16)
+void ellm_kernels_run(ellm_kernels *k, int64_t n_tasks, uint64_t work, ellm_task_fn fn, void *ctx);
+
 /* Whether w takes the integer path (see ellm_matmul). */
 int ellm_matmul_uses_int8(const ellm_kernels *k, const ellm_qtensor *w);
 
@@ -211,6 +216,44 @@ struct ellm_model {
     int generated_weights;      /* config says the weights are synthetic */
     ellm_model_info info;
 };
+
+/* ---- generation ------------------------------------------------------------ */
+
+/* Called with every generated token (stop tokens excluded) and the bytes to
+ * print for it (empty without a tokenizer). Return non-zero to stop. */
+typedef int (*ellm_token_fn)(void *user, int32_t id, const char *piece, size_t len);
+
+typedef struct ellm_gen_params {
+    int max_new_tokens;              /* upper bound; stops earlier at a stop token or the context's end */
+    ellm_sampler_options sampler;
+    ellm_token_fn on_token;          /* may be NULL */
+    void *user;
+} ellm_gen_params;
+
+typedef enum ellm_gen_stop {
+    ELLM_GEN_STOP_LENGTH = 0,   /* max_new_tokens reached */
+    ELLM_GEN_STOP_TOKEN = 1,    /* a stop token (EOS, end of turn; BOS for llama2.c) was sampled */
+    ELLM_GEN_STOP_CONTEXT = 2,  /* the context is full */
+    ELLM_GEN_STOP_CALLER = 3    /* on_token asked to stop */
+} ellm_gen_stop;
+
+typedef struct ellm_gen_result {
+    int n_prompt;          /* prompt tokens */
+    int n_prefilled;       /* prompt tokens computed (the rest were in the KV cache) */
+    int n_generated;       /* tokens generated (stop token excluded) */
+    int n_gen_forwards;    /* single-token forward passes after the prefill */
+    double prefill_seconds;/* the prefill forward: time to the first token's logits */
+    double gen_seconds;    /* sampling + the single-token forward passes */
+    ellm_gen_stop stop;
+    int32_t last_token;    /* the last sampled token (the stop token when stopped by one) */
+} ellm_gen_result;
+
+/* Runs the prompt (reusing the first n_cached tokens already in the KV cache,
+ * which must equal the prompt's first tokens) and samples until a stop.
+ * After it returns, the KV cache holds prompt + generated tokens except the
+ * last sampled one. */
+ellm_status ellm_generate(ellm_model *m, const int32_t *prompt, int n_prompt, int n_cached,
+                          const ellm_gen_params *p, ellm_gen_result *res, ellm_error *err);
 
 /* ---- export -------------------------------------------------------------- */
 
