@@ -153,7 +153,7 @@ static void chatml(void) {
     CHECK(!strcmp(text, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"), "chatml '%s'", text);
     size_t n;
     int32_t *ids = encode(t, text, 1, &n);
-    /* <|im_start|> user \n Hi <|im_end|> \n <|im_start|> assist ant \n */
+    /* <|im_start|> user \n Hi <|im_end|> \n <|im_start|> "assistant" (two pieces) \n */
     const int32_t want[] = {1, 4093, 198, 26843, 2, 198, 1, 520, 9531, 198};
     CHECK(n == ELLM_ARRAY_LEN(want) && !memcmp(ids, want, sizeof want), "chatml ids");
     if (n != ELLM_ARRAY_LEN(want)) print_ids("got", ids, n);

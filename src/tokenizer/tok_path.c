@@ -109,7 +109,7 @@ static ellm_status load_llama2c_checkpoint(const char *path, const uint8_t *data
 }
 
 /* .ellm files: the tokenizer blobs the container carries (tok_ellm.c). */
-ellm_status tok_load_ellm(const char *path, ellm_tokenizer **out, ellm_error *err) __attribute__((weak));
+ellm_status tok_load_ellm(const char *path, ellm_tokenizer **out, ellm_error *err);
 
 ellm_status ellm_tokenizer_load(const char *path, ellm_tokenizer **out, ellm_error *err) {
     *out = NULL;
@@ -133,8 +133,6 @@ ellm_status ellm_tokenizer_load(const char *path, ellm_tokenizer **out, ellm_err
     size_t size = m.size;
     if (size >= 8 && !memcmp(d, "ENTROLLM", 8)) {
         ellm_mmap_close(&m);
-        if (!tok_load_ellm)
-            return ellm_fail(err, ELLM_E_UNSUPPORTED, "%s: .ellm files are not readable in this build", path);
         return tok_load_ellm(path, out, err);
     }
     if (size >= 4 && !memcmp(d, "GGUF", 4)) {

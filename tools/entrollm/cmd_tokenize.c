@@ -1,0 +1,334 @@
+/* cmd_tokenize.c - `entrollm tokenize MODEL [TEXT|-]` and `entrollm detokenize MODEL IDS...`. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "common/common.h"
+#include "tokenizer/tokenizer.h"
+
+static void tokenize_usage(FILE *out) {
+    fprintf(out,
+            "Usage: entrollm tokenize MODEL [TEXT|-] [options]\n"
+            "\n"
+            "Shows how MODEL's tokenizer splits TEXT (or the exact bytes of standard input,\n"
+            "with '-' or no TEXT; nothing is trimmed). MODEL is a model (.ellm file, Hugging\n"
+            "Face folder, GGUF, llama2.c checkpoint with its tokenizer beside it) or a\n"
+            "tokenizer file (tokenizer.json, tokenizer.model, llama2.c .bin, vocabulary GGUF).\n"
+            "By default prints one token per line: id, then the piece as it appears in the\n"
+            "vocabulary. No BOS/EOS is added unless asked.\n"
+            "\n"
+            "Options:\n"
+            "  --ids        print only the ids, on one line, separated by single spaces\n"
+            "  --pieces     print only the vocabulary pieces, on one line, separated by spaces\n"
+            "  --bos        start with the BOS token (when the tokenizer has one)\n"
+            "  --special    recognise special tokens written in the text (<|im_start|>, [INST]...)\n"
+            "  --json       print one JSON object: model, kind, n_tokens, ids, pieces\n"
+            "  -h, --help   this help\n");
+}
+
+static void detokenize_usage(FILE *out) {
+    fprintf(out,
+            "Usage: entrollm detokenize MODEL IDS... [options]\n"
+            "\n"
+            "Turns token ids back into text and writes its exact bytes to standard output\n"
+            "(no newline is added). IDS are integers, as separate arguments or in one\n"
+            "argument separated by spaces or commas; '-' reads them from standard input.\n"
+            "Control tokens (BOS, EOS, chat markers) are left out unless --special.\n"
+            "\n"
+            "Options:\n"
+            "  --special    write control tokens as their text (<s>, <|im_end|>...)\n"
+            "  --json       print one JSON object: model, n_ids, text\n"
+            "  -h, --help   this help\n");
+}
+
+/* A JSON string for bytes that may not be valid UTF-8 (byte-level pieces):
+ * invalid bytes become U+FFFD. */
+static json_t *json_bytes(const char *s, size_t n) {
+    json_t *j = json_stringn(s, n);
+    if (j) return j;
+    char *buf = malloc(n * 3 + 1);
+    if (!buf) return json_null();
+    size_t m = 0;
+    for (size_t i = 0; i < n;) {
+        size_t l = 1;
+        unsigned char c = (unsigned char)s[i];
+        size_t want = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        int ok = want > 0 && i + want <= n;
+        for (size_t k = 1; ok && k < want; k++) ok = ((unsigned char)s[i + k] & 0xC0) == 0x80;
+        if (ok) {
+            memcpy(buf + m, s + i, want);
+            m += want;
+            l = want;
+        } else {
+            memcpy(buf + m, "\xEF\xBF\xBD", 3);
+            m += 3;
+        }
+        i += l;
+    }
+    j = json_stringn(buf, m);
+    free(buf);
+    return j ? j : json_null();
+}
+
+static int read_stdin(char **data, size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) return 0;
+    for (;;) {
+        if (n == cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b) {
+                free(buf);
+                return 0;
+            }
+            buf = b;
+        }
+        size_t r = fread(buf + n, 1, cap - n, stdin);
+        n += r;
+        if (r == 0) break;
+    }
+    if (ferror(stdin)) {
+        free(buf);
+        return 0;
+    }
+    *data = buf;
+    *len = n;
+    return 1;
+}
+
+/* Vocabulary pieces are printed as they are, except control characters, which
+ * are escaped so that one token stays on one line. */
+static void print_piece(FILE *out, const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '\n') fputs("\\n", out);
+        else if (c == '\t') fputs("\\t", out);
+        else if (c == '\r') fputs("\\r", out);
+        else if (c < 0x20 || c == 0x7f) fprintf(out, "\\x%02x", c);
+        else fputc(c, out);
+    }
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    const char *model = NULL, *text_arg = NULL;
+    bool ids_only = false, pieces_only = false, bos = false, special = false, json = false, have_text = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            tokenize_usage(stdout);
+            return EXIT_OK;
+        } else if (!strcmp(a, "--ids")) {
+            ids_only = true;
+        } else if (!strcmp(a, "--pieces")) {
+            pieces_only = true;
+        } else if (!strcmp(a, "--bos")) {
+            bos = true;
+        } else if (!strcmp(a, "--special")) {
+            special = true;
+        } else if (!strcmp(a, "--json")) {
+            json = true;
+        } else if (!strcmp(a, "--")) {
+            if (i + 1 < argc && !model) model = argv[++i];
+            if (i + 1 < argc) {
+                text_arg = argv[++i];
+                have_text = true;
+            }
+            if (i + 1 < argc) return cli_usage_error("tokenize", "unexpected argument '%s'", argv[i + 1]);
+        } else if (a[0] == '-' && a[1]) {
+            return cli_usage_error("tokenize", "unknown option '%s'", a);
+        } else if (!model) {
+            model = a;
+        } else if (!have_text) {
+            text_arg = a;
+            have_text = true;
+        } else {
+            return cli_usage_error("tokenize", "unexpected argument '%s' (quote the text as one argument)", a);
+        }
+    }
+    if (!model) return cli_usage_error("tokenize", "needs MODEL");
+    if (ids_only && pieces_only) return cli_usage_error("tokenize", "--ids and --pieces exclude each other");
+    if ((ids_only || pieces_only) && json) return cli_usage_error("tokenize", "--json prints ids and pieces already");
+
+    char *text = NULL;
+    size_t len = 0;
+    if (!have_text || !strcmp(text_arg, "-")) {
+        if (!read_stdin(&text, &len)) {
+            fprintf(stderr, "entrollm: cannot read standard input\n");
+            return EXIT_FAIL;
+        }
+    } else {
+        len = strlen(text_arg);
+        text = malloc(len + 1);
+        if (!text) return EXIT_FAIL;
+        memcpy(text, text_arg, len + 1);
+    }
+    ellm_error err = {0};
+    ellm_tokenizer *t;
+    if (ellm_tokenizer_load(model, &t, &err)) {
+        free(text);
+        return cli_report_error(&err);
+    }
+    int32_t *ids;
+    size_t n;
+    if (ellm_tokenize(t, text, len, bos, special, &ids, &n, &err)) {
+        free(text);
+        ellm_tokenizer_free(t);
+        return cli_report_error(&err);
+    }
+    if (json) {
+        json_t *o = json_object(), *ja = json_array(), *jp = json_array();
+        json_object_set_new(o, "model", json_string(model));
+        json_object_set_new(o, "kind", json_string(ellm_tokenizer_kind_name(t)));
+        json_object_set_new(o, "vocab_size", json_integer(ellm_tokenizer_vocab_size(t)));
+        json_object_set_new(o, "bytes", json_integer((json_int_t)len));
+        json_object_set_new(o, "n_tokens", json_integer((json_int_t)n));
+        for (size_t i = 0; i < n; i++) {
+            const char *p;
+            size_t l = ellm_tokenizer_raw_piece(t, ids[i], &p);
+            json_array_append_new(ja, json_integer(ids[i]));
+            json_array_append_new(jp, json_bytes(p, l));
+        }
+        json_object_set_new(o, "ids", ja);
+        json_object_set_new(o, "pieces", jp);
+        char *s = json_dumps(o, JSON_COMPACT);
+        if (s) printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    } else if (ids_only) {
+        for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", (int)ids[i]);
+        printf("\n");
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            const char *p;
+            size_t l = ellm_tokenizer_raw_piece(t, ids[i], &p);
+            if (pieces_only) {
+                if (i) putchar(' ');
+                print_piece(stdout, p, l);
+            } else {
+                printf("%6d  ", (int)ids[i]);
+                print_piece(stdout, p, l);
+                putchar('\n');
+            }
+        }
+        if (pieces_only) putchar('\n');
+    }
+    free(ids);
+    free(text);
+    ellm_tokenizer_free(t);
+    return EXIT_OK;
+}
+
+/* Appends the integers in s (separated by spaces or commas) to *ids. */
+static bool parse_ids(const char *s, int32_t **ids, size_t *n, size_t *cap) {
+    const char *p = s;
+    while (*p) {
+        while (*p == ' ' || *p == ',' || *p == '\n' || *p == '\t' || *p == '\r') p++;
+        if (!*p) break;
+        const char *start = p;
+        while (*p && *p != ' ' && *p != ',' && *p != '\n' && *p != '\t' && *p != '\r') p++;
+        char tok[32];
+        size_t l = (size_t)(p - start);
+        if (l >= sizeof tok) {
+            cli_usage_error("detokenize", "'%.*s' is not a token id", (int)ELLM_MIN(l, 40), start);
+            return false;
+        }
+        memcpy(tok, start, l);
+        tok[l] = 0;
+        long v;
+        if (!cli_parse_int("detokenize", "IDS", tok, 0, INT32_MAX, &v)) return false;
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 256;
+            int32_t *q = realloc(*ids, *cap * sizeof *q);
+            if (!q) return false;
+            *ids = q;
+        }
+        (*ids)[(*n)++] = (int32_t)v;
+    }
+    return true;
+}
+
+int cmd_detokenize(int argc, char **argv) {
+    const char *model = NULL;
+    bool special = false, json = false, saw_ids = false;
+    int32_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    int rc = EXIT_OK;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            detokenize_usage(stdout);
+            free(ids);
+            return EXIT_OK;
+        } else if (!strcmp(a, "--special")) {
+            special = true;
+        } else if (!strcmp(a, "--json")) {
+            json = true;
+        } else if (!model && !(a[0] == '-' && a[1])) {
+            model = a;
+        } else if (!strcmp(a, "-")) {
+            char *in;
+            size_t len;
+            if (!read_stdin(&in, &len)) {
+                free(ids);
+                fprintf(stderr, "entrollm: cannot read standard input\n");
+                return EXIT_FAIL;
+            }
+            char *z = realloc(in, len + 1);
+            if (!z) {
+                free(in);
+                free(ids);
+                return EXIT_FAIL;
+            }
+            z[len] = 0;
+            bool ok = parse_ids(z, &ids, &n, &cap);
+            free(z);
+            if (!ok) {
+                free(ids);
+                return EXIT_USAGE;
+            }
+            saw_ids = true;
+        } else if (a[0] == '-' && a[1] && !(a[1] >= '0' && a[1] <= '9')) {
+            free(ids);
+            return cli_usage_error("detokenize", "unknown option '%s'", a);
+        } else {
+            if (!parse_ids(a, &ids, &n, &cap)) {
+                free(ids);
+                return EXIT_USAGE;
+            }
+            saw_ids = true;
+        }
+    }
+    if (!model || !saw_ids) {
+        free(ids);
+        return cli_usage_error("detokenize", "needs MODEL and IDS");
+    }
+    ellm_error err = {0};
+    ellm_tokenizer *t;
+    if (ellm_tokenizer_load(model, &t, &err)) {
+        free(ids);
+        return cli_report_error(&err);
+    }
+    char *text;
+    size_t len;
+    if (ellm_tokenizer_decode(t, ids, n, special ? ELLM_DETOK_SPECIAL : 0, &text, &len, &err)) {
+        rc = cli_report_error(&err);
+    } else {
+        if (json) {
+            json_t *o = json_object();
+            json_object_set_new(o, "model", json_string(model));
+            json_object_set_new(o, "n_ids", json_integer((json_int_t)n));
+            json_object_set_new(o, "text", json_bytes(text, len));
+            char *s = json_dumps(o, JSON_COMPACT);
+            if (s) printf("%s\n", s);
+            free(s);
+            json_decref(o);
+        } else {
+            fwrite(text, 1, len, stdout);
+        }
+        free(text);
+    }
+    free(ids);
+    ellm_tokenizer_free(t);
+    return rc;
+}
