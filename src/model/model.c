@@ -177,7 +177,10 @@ ellm_status ellm_model_load(const char *path, const ellm_load_options *opts, ell
     if (!st) st = ellm_llm_config_parse(m->config_json, path, &m->llm.cfg, err);
     if (!st) {
         json_t *cj = json_loads(m->config_json, 0, NULL);
-        m->generated_weights = json_is_true(json_object_get(cj, "entrollm_generated_weights"));
+        /* ellm_synth notes it as "entrollm_weights": "generated, not trained..." */
+        const char *note = json_string_value(json_object_get(cj, "entrollm_weights"));
+        m->generated_weights = json_is_true(json_object_get(cj, "entrollm_generated_weights")) ||
+                               (note && strstr(note, "generated"));
         json_decref(cj);
         if (opts->max_ctx > 0 && opts->max_ctx < m->llm.cfg.max_ctx) m->llm.cfg.max_ctx = opts->max_ctx;
         st = ellm_llm_bind(&m->llm, m->tensors, m->n_tensors, m->pool, 0, err);
