@@ -74,6 +74,7 @@ struct ellm_tokenizer {
     int userdef_in_model; /* SentencePiece .model: user-defined pieces are atomic
                              symbols inside the model, not split before it */
     int metaspace_split;  /* HF Metaspace split=true: BPE each "▁word" alone */
+    int split_words;      /* no merge crosses a word start: encode word by word (cached) */
 
     /* byte-level BPE pre-tokenizer: Split(Isolated) stages applied in order */
     pcre2_code *re[TOK_MAX_REGEX];

@@ -438,6 +438,25 @@ static ellm_status build_outputs(ellm_tokenizer *t, ellm_error *err) {
     return ELLM_OK;
 }
 
+/* True when no piece that merges can form has a space marker after its
+ * leading run of markers: then BPE never merges across a word start. */
+static int words_are_independent(const ellm_tokenizer *t) {
+    if (t->kind == ELLM_TOK_BPE) return 0;
+    const char *mark = t->kind == ELLM_TOK_SPM ? "\xE2\x96\x81" : " ";
+    size_t ml = strlen(mark);
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        uint8_t ty = t->types[id];
+        if (t->kind == ELLM_TOK_SPM && ty != ELLM_TOKT_NORMAL && ty != ELLM_TOKT_USER_DEFINED && ty != ELLM_TOKT_UNUSED)
+            continue;
+        const char *p = raw_ptr(t, id);
+        size_t n = t->raw_len[id], i = 0;
+        while (i + ml <= n && !memcmp(p + i, mark, ml)) i += ml;
+        for (; i + ml <= n; i++)
+            if (!memcmp(p + i, mark, ml)) return 0;
+    }
+    return 1;
+}
+
 ellm_status tok_build_map(ellm_tokenizer *t, ellm_error *err) {
     return t->vocab.slots ? ELLM_OK : strmap_build(t, err);
 }
@@ -467,6 +486,7 @@ ellm_status tok_finish(ellm_tokenizer *t, ellm_error *err) {
         if ((st = build_outputs(t, err))) return st;
         t->outputs_built = 1;
     }
+    t->split_words = words_are_independent(t);
     /* special tokens matched before the model */
     free(t->special_ids);
     t->special_ids = malloc(sizeof(int32_t) * (size_t)t->n_vocab);
@@ -773,6 +793,61 @@ static int32_t match_special(const ellm_tokenizer *t, const char *s, size_t n, u
     return -1;
 }
 
+#define CACHE_MAX_WORD 64
+
+typedef ellm_status (*word_fn)(tok_work *w, const char *s, size_t n);
+
+/* Encodes one word through `fn`, remembering the ids of short words for the
+ * rest of the call (text repeats its words: this is most of the speed). */
+static ellm_status cached_word(tok_work *w, const char *s, size_t n, word_fn fn) {
+    if (n == 0) return ELLM_OK;
+    if (n > CACHE_MAX_WORD) return fn(w, s, n);
+    if (!w->cache || (w->cache_count + 1) * 2 > (size_t)w->cache_mask + 1) {
+        uint32_t cap = w->cache ? (w->cache_mask + 1) * 2 : 4096;
+        cache_entry *c = calloc(cap, sizeof *c);
+        if (!c) return oom(w);
+        for (uint32_t i = 0; w->cache && i <= w->cache_mask; i++) {
+            if (!w->cache[i].key_len) continue;
+            uint32_t j = (uint32_t)w->cache[i].hash & (cap - 1);
+            while (c[j].key_len) j = (j + 1) & (cap - 1);
+            c[j] = w->cache[i];
+        }
+        free(w->cache);
+        w->cache = c;
+        w->cache_mask = cap - 1;
+    }
+    uint64_t h = hash_bytes(s, n);
+    uint32_t i = (uint32_t)h & w->cache_mask;
+    for (; w->cache[i].key_len; i = (i + 1) & w->cache_mask) {
+        const cache_entry *e = &w->cache[i];
+        if (e->hash == h && e->key_len == n && memcmp(w->ckeys + e->key_off, s, n) == 0) {
+            if (!grow((void **)&w->ids, &w->cap_ids, w->n_ids + e->ids_len, sizeof(int32_t))) return oom(w);
+            memcpy(w->ids + w->n_ids, w->cids + e->ids_off, e->ids_len * sizeof(int32_t));
+            w->n_ids += e->ids_len;
+            return ELLM_OK;
+        }
+    }
+    size_t first = w->n_ids;
+    ellm_status st = fn(w, s, n);
+    if (st) return st;
+    size_t k = w->n_ids - first;
+    if (!grow((void **)&w->ckeys, &w->cap_ckeys, w->n_ckeys + n, 1) ||
+        !grow((void **)&w->cids, &w->cap_cids, w->n_cids + k, sizeof(int32_t)))
+        return oom(w);
+    cache_entry *e = &w->cache[i];
+    e->hash = h;
+    e->key_off = (uint32_t)w->n_ckeys;
+    e->key_len = (uint32_t)n;
+    e->ids_off = (uint32_t)w->n_cids;
+    e->ids_len = (uint32_t)k;
+    memcpy(w->ckeys + w->n_ckeys, s, n);
+    memcpy(w->cids + w->n_cids, w->ids + first, k * sizeof(int32_t));
+    w->n_ckeys += n;
+    w->n_cids += k;
+    w->cache_count++;
+    return ELLM_OK;
+}
+
 /* SentencePiece-style BPE over one normalised piece. */
 static ellm_status spm_piece(tok_work *w, const char *text, size_t n) {
     const ellm_tokenizer *t = w->t;
@@ -798,6 +873,28 @@ static ellm_status spm_piece(tok_work *w, const char *text, size_t n) {
     if (count == 0) return ELLM_OK;
     w->syms[count - 1].next = -1;
     return merge_and_emit(w, text, count);
+}
+
+/* Cuts normalised text into words that BPE can encode one at a time: before
+ * every space marker (`mark`) that follows another character. That is exact
+ * when no mergeable piece has a marker after its leading run of markers
+ * (t->split_words, checked at load: SentencePiece trains with
+ * split_by_whitespace), because then no merge ever spans two words.
+ * `every` cuts before every marker (HF Metaspace split=true). */
+static ellm_status split_words(tok_work *w, const char *s, size_t n, const char *mark, size_t ml, int every,
+                               word_fn fn) {
+    if (!every && !w->t->split_words) return fn(w, s, n);
+    size_t start = 0;
+    for (size_t i = ml; i + ml <= n; i++) {
+        if (s[i] != mark[0] || memcmp(s + i, mark, ml) != 0) continue;
+        if (every || memcmp(s + i - ml, mark, ml) != 0) {
+            ellm_status st = cached_word(w, s + start, i - start, fn);
+            if (st) return st;
+            start = i;
+        }
+        i += ml - 1;
+    }
+    return cached_word(w, s + start, n - start, fn);
 }
 
 static ellm_status spm_fragment(tok_work *w, const char *s, size_t n, int prefix) {
@@ -827,32 +924,14 @@ static ellm_status spm_fragment(tok_work *w, const char *s, size_t n, int prefix
             prev_space = 0;
         }
     }
-    if (!t->metaspace_split) return spm_piece(w, o, m);
-    /* HF Metaspace(split=true): each "▁" starts a new word */
-    size_t start = 0;
-    for (size_t i = 3; i + 3 <= m; i++) {
-        if (memcmp(o + i, "\xE2\x96\x81", 3) == 0) {
-            ellm_status st = spm_piece(w, o + start, i - start);
-            if (st) return st;
-            start = i;
-            i += 2;
-        }
-    }
-    return spm_piece(w, o + start, m - start);
+    return split_words(w, o, m, "\xE2\x96\x81", 3, t->metaspace_split, spm_piece);
 }
 
 /* llama2.c run.c encode(): a " " dummy prefix, code points grouped as run.c
  * does (a byte and up to three continuation bytes), byte tokens for groups
  * not in the vocabulary, then score-ordered merges. */
-static ellm_status llama2c_fragment(tok_work *w, const char *s, size_t n, int prefix) {
+static ellm_status llama2c_word(tok_work *w, const char *o, size_t m) {
     const ellm_tokenizer *t = w->t;
-    if (n == 0) return ELLM_OK;
-    if (!grow((void **)&w->buf, &w->cap_buf, n + 2, 1)) return oom(w);
-    char *o = w->buf;
-    size_t m = 0;
-    if (prefix && t->add_dummy_prefix) o[m++] = ' ';
-    memcpy(o + m, s, n);
-    m += n;
     if (!syms_reserve(w, m + 1)) return oom(w);
     int32_t count = 0;
     size_t pos = 0;
@@ -863,15 +942,26 @@ static ellm_status llama2c_fragment(tok_work *w, const char *s, size_t n, int pr
         if (id >= 0) {
             sym_init(&w->syms[count], count, (uint32_t)pos, (uint32_t)l, id, 0);
             count++;
-        } else {
+        } else { /* byte tokens; a missing one becomes <unk> in merge_and_emit */
             for (size_t k = 0; k < l; k++, count++)
                 sym_init(&w->syms[count], count, (uint32_t)(pos + k), 1, t->byte_tok[(uint8_t)o[pos + k]], 1);
         }
         pos += l;
     }
     w->syms[count - 1].next = -1;
-    /* byte tokens of unknown code points: -1 ids become <unk> in merge_and_emit */
     return merge_and_emit(w, o, count);
+}
+
+static ellm_status llama2c_fragment(tok_work *w, const char *s, size_t n, int prefix) {
+    const ellm_tokenizer *t = w->t;
+    if (n == 0) return ELLM_OK;
+    if (!grow((void **)&w->buf, &w->cap_buf, n + 2, 1)) return oom(w);
+    char *o = w->buf;
+    size_t m = 0;
+    if (prefix && t->add_dummy_prefix) o[m++] = ' ';
+    memcpy(o + m, s, n);
+    m += n;
+    return split_words(w, o, m, " ", 1, 0, llama2c_word);
 }
 
 /* ---- byte-level BPE ----------------------------------------------------- */
@@ -884,64 +974,13 @@ static ellm_status bpe_word_uncached(tok_work *w, const char *s, size_t n) {
     return merge_and_emit(w, s, (int32_t)n);
 }
 
-#define CACHE_MAX_WORD 64
-
-static ellm_status bpe_word(tok_work *w, const char *s, size_t n) {
-    if (n == 0) return ELLM_OK;
-    if (n > CACHE_MAX_WORD) return bpe_word_uncached(w, s, n);
-    if (!w->cache || (w->cache_count + 1) * 2 > (size_t)w->cache_mask + 1) {
-        uint32_t cap = w->cache ? (w->cache_mask + 1) * 2 : 4096;
-        cache_entry *c = calloc(cap, sizeof *c);
-        if (!c) return oom(w);
-        for (uint32_t i = 0; w->cache && i <= w->cache_mask; i++) {
-            if (!w->cache[i].key_len) continue;
-            uint32_t j = (uint32_t)w->cache[i].hash & (cap - 1);
-            while (c[j].key_len) j = (j + 1) & (cap - 1);
-            c[j] = w->cache[i];
-        }
-        free(w->cache);
-        w->cache = c;
-        w->cache_mask = cap - 1;
-    }
-    uint64_t h = hash_bytes(s, n);
-    uint32_t i = (uint32_t)h & w->cache_mask;
-    for (; w->cache[i].key_len; i = (i + 1) & w->cache_mask) {
-        const cache_entry *e = &w->cache[i];
-        if (e->hash == h && e->key_len == n && memcmp(w->ckeys + e->key_off, s, n) == 0) {
-            if (!grow((void **)&w->ids, &w->cap_ids, w->n_ids + e->ids_len, sizeof(int32_t))) return oom(w);
-            memcpy(w->ids + w->n_ids, w->cids + e->ids_off, e->ids_len * sizeof(int32_t));
-            w->n_ids += e->ids_len;
-            return ELLM_OK;
-        }
-    }
-    size_t first = w->n_ids;
-    ellm_status st = bpe_word_uncached(w, s, n);
-    if (st) return st;
-    size_t k = w->n_ids - first;
-    if (!grow((void **)&w->ckeys, &w->cap_ckeys, w->n_ckeys + n, 1) ||
-        !grow((void **)&w->cids, &w->cap_cids, w->n_cids + k, sizeof(int32_t)))
-        return oom(w);
-    cache_entry *e = &w->cache[i];
-    e->hash = h;
-    e->key_off = (uint32_t)w->n_ckeys;
-    e->key_len = (uint32_t)n;
-    e->ids_off = (uint32_t)w->n_cids;
-    e->ids_len = (uint32_t)k;
-    memcpy(w->ckeys + w->n_ckeys, s, n);
-    memcpy(w->cids + w->n_cids, w->ids + first, k * sizeof(int32_t));
-    w->n_ckeys += n;
-    w->n_cids += k;
-    w->cache_count++;
-    return ELLM_OK;
-}
-
 /* Applies pre-tokenizer stage `stage` (a Split with Isolated behaviour: the
  * matches and the text between them are pieces) to s, recursing into the
  * next stage for each piece. */
 static ellm_status bpe_split(tok_work *w, const char *s, size_t n, int stage) {
     const ellm_tokenizer *t = w->t;
     if (n == 0) return ELLM_OK;
-    if (stage >= t->n_re) return bpe_word(w, s, n);
+    if (stage >= t->n_re) return cached_word(w, s, n, bpe_word_uncached);
     size_t pos = 0;
     ellm_status st;
     while (pos < n) {
