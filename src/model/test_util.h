@@ -23,7 +23,7 @@ static int t_failures = 0;
         }                                                        \
     } while (0)
 /* $ELLM_DATA_DIR/rel, or exit(1) with a clear message when it is not set. */
-static char *t_data_path(const char *rel) {
+static inline char *t_data_path(const char *rel) {
     const char *dir = getenv("ELLM_DATA_DIR");
     if (!dir || !*dir) {
         fprintf(stderr, "FAIL: ELLM_DATA_DIR is not set (it must name the shared reference data directory)\n");
@@ -37,13 +37,13 @@ static char *t_data_path(const char *rel) {
     return p;
 }
 
-static void t_die(const char *what, const ellm_error *err) {
+static inline void t_die(const char *what, const ellm_error *err) {
     fprintf(stderr, "FAIL: %s: %s\n", what, err->message);
     exit(1);
 }
 
 /* The ids line of stories260K/reference-greedy-once-upon-a-time.txt. */
-static int32_t *t_reference_ids(size_t *n) {
+static inline int32_t *t_reference_ids(size_t *n) {
     char *path = t_data_path("stories260K/reference-greedy-once-upon-a-time.txt");
     uint8_t *text;
     size_t size;
