@@ -48,6 +48,12 @@ typedef struct ellm_lm {
 ellm_status ellm_lm_from_model(ellm_model *model, ellm_lm *lm, ellm_error *err);
 void ellm_lm_release(ellm_lm *lm);
 
+/* Loads a model (.ellm or source) with n_threads (0 = all cores) and puts
+ * it behind lm. Close with ellm_eval_close. */
+ellm_status ellm_eval_open(const char *path, int n_threads, ellm_progress_fn progress, void *progress_user,
+                           ellm_model **model, ellm_lm *lm, ellm_error *err);
+void ellm_eval_close(ellm_model *model, ellm_lm *lm);
+
 /* ln softmax(logits)[target], computed stably in double. */
 double ellm_log_softmax_at(const float *logits, int n, int32_t target);
 
@@ -101,10 +107,9 @@ ellm_status ellm_eval_perplexity(const ellm_lm *lm, const char *text, size_t len
                                  ellm_error *err);
 
 /* Teacher-forced mean NLL over documents separated by `separator` (e.g.
- * "<|endoftext|>"): each document (whitespace-trimmed) is tokenized with BOS
- * and every token after BOS is scored (documents longer than the context are
- * scored in consecutive windows that restart at BOS). This is how llama2.c
- * models are trained and validated. */
+ * "<|endoftext|>"): each document (whitespace-trimmed) is tokenized with BOS,
+ * cut to the model's context, and every token after BOS is scored given all
+ * before it (tokens_total counts the tokens before the cut). */
 ellm_status ellm_eval_doc_nll(const ellm_lm *lm, const char *text, size_t len, const char *separator,
                               int limit_docs, const ellm_eval_progress *progress,
                               ellm_ppl_result *res, ellm_error *err);
@@ -230,5 +235,99 @@ typedef struct ellm_gsm_result {
  * greedy generation until "Question:", a blank line, EOS or max_tokens. */
 ellm_status ellm_eval_gsm8k(const ellm_lm *lm, const ellm_gsm_set *test, const ellm_gsm_set *train,
                             const ellm_gsm_options *opts, ellm_gsm_result *res, ellm_error *err);
+
+/* ------------------------------------------------------------------------- */
+/* Latency (the paper's Table II)                                            */
+/* ------------------------------------------------------------------------- */
+
+typedef struct ellm_latency_options {
+    int prompt_tokens;   /* P: prefill length */
+    int gen_tokens;      /* N: tokens generated after the prompt */
+    int repeat;          /* R runs; medians are reported (0 = 5) */
+    int n_threads;       /* 0 = all cores */
+    ellm_eval_progress progress;
+} ellm_latency_options;
+
+typedef struct ellm_latency_row {
+    int weight_bits;
+    ellm_coder coder;     /* of the file's integer tensors */
+    uint64_t file_bytes;
+    int prompt_tokens, gen_tokens, repeat;
+    /* medians over the runs, seconds */
+    double load_s;        /* ellm_model_load: open, checksums, parallel decode, binding */
+    double decode_s;      /* the parallel entropy decode alone (0 for RAW) */
+    double prefill_s;     /* one forward pass over the P prompt tokens */
+    double per_token_s;   /* mean time of one generation step over the N tokens */
+    double ttft_s;        /* time to first token: load + prefill (+ argmax) */
+} ellm_latency_row;
+
+/* R times: load the model from path, prefill P tokens, generate N greedily. */
+ellm_status ellm_eval_latency(const char *path, const ellm_latency_options *opts, ellm_latency_row *row,
+                              ellm_error *err);
+
+/* Writes the same quantized weights as in_path (decoded, checksums checked)
+ * with the RAW coder (plain integers, uint4 packed) into out_path, with the
+ * same metadata (quantization.coder set to "raw") and blobs. */
+ellm_status ellm_eval_store_raw(const char *in_path, const char *out_path, int n_threads, ellm_error *err);
+
+/* ------------------------------------------------------------------------- */
+/* The report (the paper's Table I and Figure 4)                             */
+/* ------------------------------------------------------------------------- */
+
+/* Histogram of the quantized integers of every integer tensor of one bit
+ * width in a .ellm file (decoded one tensor at a time). */
+typedef struct ellm_histogram {
+    int bits;              /* 8 or 4 */
+    uint64_t counts[256];  /* 2^bits used */
+    uint64_t total;
+    double entropy_bits;   /* of this pooled histogram */
+    size_t n_tensors;
+} ellm_histogram;
+
+ellm_status ellm_eval_histogram(const char *ellm_path, int bits, int n_threads, ellm_histogram *h,
+                                ellm_error *err);
+/* Writes the histograms side by side as an SVG image (atomically). */
+ellm_status ellm_write_histogram_svg(const ellm_histogram *h, size_t n, const char *title, const char *path,
+                                     ellm_error *err);
+
+typedef struct ellm_report_options {
+    const char *text_path;       /* perplexity text (llama.cpp windows); NULL = skip */
+    const char *hellaswag_path;  /* NULL = skip */
+    const char *gsm8k_path;      /* NULL = skip */
+    const char *train_path;      /* GSM8k exemplars */
+    size_t limit;                /* windows / tasks / questions per evaluation; 0 = all */
+    int n_ctx;                   /* perplexity window; 0 = default */
+    int hellaswag_shots;         /* default 0 */
+    int gsm8k_shots;             /* default 8 */
+    int gsm8k_max_tokens;        /* default 256 */
+    int n_threads;
+    const char *out_dir;         /* report.md, report.json, figure4.svg, the .ellm files */
+    /* Called as each stage starts (may be NULL). */
+    void (*on_stage)(void *user, const char *what);
+    void *stage_user;
+    ellm_eval_progress progress;
+} ellm_report_options;
+
+typedef struct ellm_report_row {
+    char name[16];            /* "fp16", "uint8", "uint4" */
+    char path[1024];          /* the model evaluated */
+    int bits;
+    uint64_t params;
+    uint64_t size_bytes;      /* fp16: 2 bytes per parameter; others: the .ellm file */
+    double effective_bits;    /* size * 8 / params */
+    double entropy_bits;      /* size-weighted entropy of the integers (0 for fp16) */
+    double coded_bits;        /* coded payload bits per weight (0 for fp16) */
+    bool has_ppl, has_hellaswag, has_gsm8k;
+    ellm_ppl_result ppl;
+    ellm_mc_result hellaswag;
+    ellm_gsm_result gsm8k;
+} ellm_report_row;
+
+/* Compresses source to uint8 and uint4 (.ellm files in out_dir), evaluates
+ * the float source and both files on the data given, and writes
+ * out_dir/report.md, report.json and figure4.svg. rows[0..2]: fp16, uint8,
+ * uint4. */
+ellm_status ellm_eval_report(const char *source, const ellm_report_options *opts, ellm_report_row rows[3],
+                             ellm_error *err);
 
 #endif /* ELLM_EVAL_H */

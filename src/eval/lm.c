@@ -97,6 +97,8 @@ static ellm_status mlm_logprobs(void *ctx, const int32_t *tokens, size_t n, size
     model_lm *m = ctx;
     if (first < 1 || first > n)
         return ellm_fail(err, ELLM_E_ARG, "evaluation: cannot score from token %zu of %zu", first, n);
+    if (n > (size_t)m->n_ctx)
+        return ellm_fail(err, ELLM_E_ARG, "evaluation: %zu tokens do not fit the context of %d", n, m->n_ctx);
     for (size_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= m->vocab)
             return ellm_fail(err, ELLM_E_ARG, "evaluation: token %d at %zu outside the vocabulary (%d)",
@@ -176,6 +178,30 @@ void ellm_lm_release(ellm_lm *lm) {
     free(m->logits);
     free(m);
     memset(lm, 0, sizeof *lm);
+}
+
+ellm_status ellm_eval_open(const char *path, int n_threads, ellm_progress_fn progress, void *progress_user,
+                           ellm_model **model, ellm_lm *lm, ellm_error *err) {
+    *model = NULL;
+    memset(lm, 0, sizeof *lm);
+    ellm_load_options lo;
+    ellm_load_options_default(&lo);
+    lo.n_threads = n_threads;
+    lo.progress = progress;
+    lo.progress_user = progress_user;
+    ellm_status st = ellm_model_load(path, &lo, model, err);
+    if (st != ELLM_OK) return st;
+    st = ellm_lm_from_model(*model, lm, err);
+    if (st != ELLM_OK) {
+        ellm_model_free(*model);
+        *model = NULL;
+    }
+    return st;
+}
+
+void ellm_eval_close(ellm_model *model, ellm_lm *lm) {
+    ellm_lm_release(lm);
+    ellm_model_free(model);
 }
 
 /* ---- statistics ---------------------------------------------------------- */

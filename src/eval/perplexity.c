@@ -132,11 +132,7 @@ ellm_status ellm_eval_doc_nll(const ellm_lm *lm, const char *text, size_t len, c
     if (n_docs == 0) return ellm_fail(err, ELLM_E_ARG, "perplexity: the text holds no document");
 
     double *lp = ellm_malloc((size_t)lm->n_ctx * sizeof *lp, err);
-    int32_t *window = ellm_malloc((size_t)lm->n_ctx * sizeof *window, err);
-    if (!lp || !window) {
-        free(lp), free(window);
-        return ELLM_E_NOMEM;
-    }
+    if (!lp) return ELLM_E_NOMEM;
     nll_acc acc = {0};
     ellm_status st = ELLM_OK;
     pos = 0;
@@ -150,28 +146,18 @@ ellm_status ellm_eval_doc_nll(const ellm_lm *lm, const char *text, size_t len, c
             break;
         }
         res->tokens_total += n;
-        /* tokens[0] is BOS (when the tokenizer has one); windows of n_ctx
-         * tokens, each restarting at BOS, cover tokens[1..n). */
-        size_t has_bos = lm->bos >= 0 && n > 0 && tokens[0] == lm->bos;
-        size_t body = has_bos ? 1 : 0;
-        size_t per_window = (size_t)lm->n_ctx - body;
-        for (size_t at = body; at < n && st == ELLM_OK;) {
-            size_t take = ELLM_MIN(per_window, n - at);
-            /* With BOS every token after it is scored; without, each
-             * window's first token serves as context only. */
-            size_t first = 1;
-            if (has_bos) window[0] = lm->bos;
-            memcpy(window + body, tokens + at, take * sizeof *window);
-            size_t wn = body + take;
-            if (first < wn) {
-                st = lm->logprobs(lm->ctx, window, wn, first, lp, err);
-                if (st != ELLM_OK) {
-                    ellm_fail_prefix(err, "perplexity: document %zu", d + 1);
-                    break;
-                }
-                acc_add(&acc, lp, wn - first);
+        /* tokens[0] is BOS (when the tokenizer has one); a document longer
+         * than the context is cut to its first n_ctx tokens, and every token
+         * after the first is scored given all before it. */
+        size_t wn = ELLM_MIN(n, (size_t)lm->n_ctx);
+        if (wn >= 2) {
+            st = lm->logprobs(lm->ctx, tokens, wn, 1, lp, err);
+            if (st != ELLM_OK) {
+                free(tokens);
+                ellm_fail_prefix(err, "perplexity: document %zu", d + 1);
+                break;
             }
-            at += take;
+            acc_add(&acc, lp, wn - 1);
         }
         free(tokens);
         report_progress(progress, "documents", d + 1, n_docs);
@@ -179,6 +165,6 @@ ellm_status ellm_eval_doc_nll(const ellm_lm *lm, const char *text, size_t len, c
     res->windows = (int)n_docs;
     res->n_ctx = lm->n_ctx;
     acc_result(&acc, res);
-    free(lp), free(window);
+    free(lp);
     return st;
 }

@@ -91,12 +91,13 @@ static void test_perplexity(void) {
     CHECK(ellm_eval_doc_nll(&lm, docs, strlen(docs), "<|endoftext|>", 0, NULL, &r, &err) == ELLM_OK);
     CHECK(r.windows == 2 && r.tokens_scored == 5 && r.tokens_total == 7);
     CHECK_NEAR(r.mean_nll, 2, 1e-12);
-    /* A document longer than the context is scored in windows restarting at BOS. */
+    /* A document longer than the context is cut to the context. */
     char longdoc[200];
     memset(longdoc, 'a', 199);
     longdoc[199] = 0;
     CHECK(ellm_eval_doc_nll(&lm, longdoc, 199, "<|endoftext|>", 0, NULL, &r, &err) == ELLM_OK);
-    CHECK(r.tokens_scored == 199 && f.calls_without_bos == 0 && f.bad_calls == 0);
+    CHECK(r.tokens_scored == 63 && r.tokens_total == 200 && f.calls_without_bos == 0 && f.bad_calls == 0);
+    CHECK(f.last_n == 64 && f.last_first == 1);
     fake_free(&f);
 }
 

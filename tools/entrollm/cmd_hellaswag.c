@@ -1,0 +1,169 @@
+/* cmd_hellaswag.c - `entrollm hellaswag MODEL FILE`, and building the
+ * story-ending task file. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "common/common.h"
+#include "eval/eval.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "Usage: entrollm hellaswag MODEL FILE [options]\n"
+            "       entrollm hellaswag --build-story-task STORIES.txt -o OUT.txt [--seed S] [--limit K]\n"
+            "\n"
+            "Multiple-choice accuracy of MODEL (.ellm file or source model). Every ending is\n"
+            "scored by the log-likelihood of its tokens given the context (lm-eval-harness):\n"
+            "acc takes the most likely ending, acc_norm the most likely per byte of the ending;\n"
+            "both with their standard errors. FILE is llama.cpp's text form (six lines per task:\n"
+            "context, gold label 0..3, four endings; e.g. hellaswag_val_full.txt) or the original\n"
+            "HellaSwag .jsonl (preprocessed as lm-eval-harness does).\n"
+            "\n"
+            "The second form writes the story-ending task: for each story of a TinyStories text\n"
+            "(stories separated by <|endoftext|>) the context is its first k sentences (k >= 2,\n"
+            "drawn), the gold ending sentence k+1, and three distractors are sentences of three\n"
+            "other stories; deterministic for a seed. The output is in the six-line form.\n"
+            "\n"
+            "Options:\n"
+            "  --shots K        prepend K exemplars (other tasks with their gold ending; default 0)\n"
+            "  --limit K        only the first K tasks (stories with --build-story-task)\n"
+            "  --seed S         seed for exemplars / the story task (default 1)\n"
+            "  --threads N      threads (default: all cores)\n"
+            "  --json           print one JSON object on stdout: acc, acc_norm, n, stderrs\n"
+            "  -o FILE          output of --build-story-task (written atomically)\n"
+            "  -h, --help       this help\n");
+}
+
+static int build_story_task(const char *in, const char *out_path, uint64_t seed, size_t limit, bool json) {
+    ellm_error err = {0};
+    uint8_t *text;
+    size_t len;
+    if (ellm_read_file(in, &text, &len, &err) != ELLM_OK) return cli_report_error(&err);
+    char *task = NULL;
+    size_t task_len = 0, n = 0;
+    ellm_status st = ellm_build_story_task((const char *)text, len, seed, limit, &task, &task_len, &n, &err);
+    free(text);
+    if (st != ELLM_OK) return cli_report_error(&err);
+    ellm_outfile of;
+    if ((st = ellm_outfile_open(&of, out_path, &err)) == ELLM_OK &&
+        (st = ellm_outfile_write(&of, task, task_len, &err)) == ELLM_OK)
+        st = ellm_outfile_commit(&of, &err);
+    if (st != ELLM_OK) ellm_outfile_abort(&of);
+    free(task);
+    if (st != ELLM_OK) return cli_report_error(&err);
+    if (json) {
+        json_t *j = json_pack("{s:s, s:I, s:I}", "output", out_path, "tasks", (json_int_t)n, "seed", (json_int_t)seed);
+        char *s = json_dumps(j, 0);
+        puts(s);
+        free(s);
+        json_decref(j);
+    } else printf("wrote %zu story-ending tasks to %s (seed %llu)\n", n, out_path, (unsigned long long)seed);
+    return EXIT_OK;
+}
+
+int cmd_hellaswag(int argc, char **argv) {
+    const char *model_path = NULL, *file = NULL, *story_src = NULL, *out_path = NULL;
+    long shots = 0, limit = 0, threads = 0;
+    uint64_t seed = 1;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (cli_is_help(a)) {
+            usage(stdout);
+            return EXIT_OK;
+        } else if (strcmp(a, "--shots") == 0) {
+            if (!cli_parse_int("hellaswag", a, v, 0, 64, &shots)) return EXIT_USAGE;
+            i++;
+        } else if (strcmp(a, "--limit") == 0) {
+            if (!cli_parse_int("hellaswag", a, v, 1, 1L << 30, &limit)) return EXIT_USAGE;
+            i++;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (!cli_parse_u64("hellaswag", a, v, 0, UINT64_MAX, &seed)) return EXIT_USAGE;
+            i++;
+        } else if (strcmp(a, "--threads") == 0) {
+            if (!cli_parse_int("hellaswag", a, v, 1, 1024, &threads)) return EXIT_USAGE;
+            i++;
+        } else if (strcmp(a, "--build-story-task") == 0) {
+            if (!v) return cli_usage_error("hellaswag", "--build-story-task needs a TinyStories text file");
+            story_src = v;
+            i++;
+        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+            if (!v) return cli_usage_error("hellaswag", "%s needs a file name", a);
+            out_path = v;
+            i++;
+        } else if (strcmp(a, "--json") == 0) {
+            json = true;
+        } else if (a[0] == '-' && a[1]) {
+            return cli_usage_error("hellaswag", "unknown option '%s'", a);
+        } else if (!model_path) {
+            model_path = a;
+        } else if (!file) {
+            file = a;
+        } else {
+            return cli_usage_error("hellaswag", "unexpected argument '%s'", a);
+        }
+    }
+    if (story_src) {
+        if (!out_path) return cli_usage_error("hellaswag", "--build-story-task needs -o OUT.txt");
+        if (model_path) return cli_usage_error("hellaswag", "--build-story-task takes no model");
+        return build_story_task(story_src, out_path, seed, (size_t)limit, json);
+    }
+    if (out_path) return cli_usage_error("hellaswag", "-o only applies with --build-story-task");
+    if (!model_path || !file) return cli_usage_error("hellaswag", "needs MODEL and FILE");
+
+    ellm_error err = {0};
+    ellm_mc_set set;
+    if (ellm_mc_load(file, &set, &err) != ELLM_OK) return cli_report_error(&err);
+    if ((size_t)shots >= set.n) {
+        ellm_mc_free(&set);
+        return cli_usage_error("hellaswag", "--shots %ld needs more than %zu tasks in %s", shots, set.n, file);
+    }
+    ellm_progress bar;
+    ellm_progress_init(&bar, "loading");
+    ellm_model *model = NULL;
+    ellm_lm lm;
+    if (ellm_eval_open(model_path, (int)threads, ellm_progress_callback, &bar, &model, &lm, &err) != ELLM_OK) {
+        ellm_progress_finish(&bar);
+        ellm_mc_free(&set);
+        return cli_report_error(&err);
+    }
+    ellm_progress_finish(&bar);
+    ellm_model_info info;
+    ellm_model_get_info(model, &info);
+    ellm_progress_init(&bar, "hellaswag");
+    ellm_mc_options o = {.shots = (int)shots, .limit = (size_t)limit, .seed = seed,
+                         .progress = {ellm_progress_callback, &bar}};
+    ellm_mc_result r;
+    double t0 = ellm_now();
+    ellm_status st = ellm_eval_multiple_choice(&lm, &set, &o, &r, &err);
+    double seconds = ellm_now() - t0;
+    int n_ctx = lm.n_ctx;
+    ellm_progress_finish(&bar);
+    ellm_eval_close(model, &lm);
+    ellm_mc_free(&set);
+    if (st != ELLM_OK) return cli_report_error(&err);
+    if (json) {
+        json_t *j = json_pack("{s:s, s:s, s:i, s:i, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f}", "model",
+                              model_path, "file", file, "weight_bits", info.weight_bits, "shots", (int)shots, "n",
+                              (json_int_t)r.n, "acc", r.acc, "acc_stderr", r.acc_stderr, "acc_norm", r.acc_norm,
+                              "acc_norm_stderr", r.acc_norm_stderr, "correct", (json_int_t)r.correct,
+                              "correct_norm", (json_int_t)r.correct_norm, "truncated", (json_int_t)r.truncated,
+                              "seconds", seconds);
+        char *s = json_dumps(j, JSON_INDENT(1));
+        puts(s);
+        free(s);
+        json_decref(j);
+    } else {
+        printf("%s (%d-bit weights) on %s, %ld-shot, %zu tasks (chance 25%%):\n", model_path, info.weight_bits,
+               file, shots, r.n);
+        printf("acc      = %6.2f%% +/- %.2f%%  (%zu correct)\n", 100 * r.acc, 100 * r.acc_stderr, r.correct);
+        printf("acc_norm = %6.2f%% +/- %.2f%%  (%zu correct)\n", 100 * r.acc_norm, 100 * r.acc_norm_stderr,
+               r.correct_norm);
+        if (r.truncated)
+            printf("%zu task(s) longer than the context of %d tokens were cut on the left\n", r.truncated,
+                   n_ctx);
+        printf("%.1f s\n", seconds);
+    }
+    return EXIT_OK;
+}

@@ -1,0 +1,140 @@
+/* cmd_perplexity.c - `entrollm perplexity MODEL TEXTFILE`. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "common/common.h"
+#include "eval/eval.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "Usage: entrollm perplexity MODEL TEXTFILE [options]\n"
+            "\n"
+            "Perplexity of MODEL (.ellm file or source model) over a UTF-8 text file, in\n"
+            "llama.cpp's convention: the whole file is tokenized with BOS, cut into\n"
+            "non-overlapping windows of N tokens (the tail is dropped), each window's first\n"
+            "token set to BOS, and only the later half of each window scored (positions\n"
+            "N/2+1 .. N-1). WikiText-2 raw files are read as they are. Prints the running\n"
+            "estimate [window]PPL +/- stderr, then \"Final estimate: PPL = x +/- y\".\n"
+            "\n"
+            "Options:\n"
+            "  --ctx N          window length in tokens (default min(512, model context))\n"
+            "  --limit K        score only the first K windows\n"
+            "  --docs SEP       instead: teacher-forced mean NLL over the documents separated\n"
+            "                   by SEP (e.g. '<|endoftext|>'), each tokenized with BOS, cut to the\n"
+            "                   model's context, every token after BOS scored (--limit counts\n"
+            "                   documents)\n"
+            "  --threads N      threads (default: all cores)\n"
+            "  --json           print one JSON object on stdout: perplexity, stderr,\n"
+            "                   tokens_scored, ctx, windows, mean_nll, ...\n"
+            "  -h, --help       this help\n");
+}
+
+static void on_window(void *user, int w, int n, double ppl, double se) {
+    (void)user;
+    printf("[%d]%.4f +/- %.4f%s", w, ppl, se, w == n ? "\n" : ",");
+    fflush(stdout);
+}
+
+int cmd_perplexity(int argc, char **argv) {
+    const char *model_path = NULL, *text_path = NULL, *docs = NULL;
+    long ctx = 0, limit = 0, threads = 0;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (cli_is_help(a)) {
+            usage(stdout);
+            return EXIT_OK;
+        } else if (strcmp(a, "--ctx") == 0) {
+            if (!cli_parse_int("perplexity", a, v, 4, 1 << 20, &ctx)) return EXIT_USAGE;
+            i++;
+        } else if (strcmp(a, "--limit") == 0) {
+            if (!cli_parse_int("perplexity", a, v, 1, 1 << 30, &limit)) return EXIT_USAGE;
+            i++;
+        } else if (strcmp(a, "--threads") == 0) {
+            if (!cli_parse_int("perplexity", a, v, 1, 1024, &threads)) return EXIT_USAGE;
+            i++;
+        } else if (strcmp(a, "--docs") == 0) {
+            if (!v || !*v) return cli_usage_error("perplexity", "--docs needs a separator string");
+            docs = v;
+            i++;
+        } else if (strcmp(a, "--json") == 0) {
+            json = true;
+        } else if (a[0] == '-' && a[1]) {
+            return cli_usage_error("perplexity", "unknown option '%s'", a);
+        } else if (!model_path) {
+            model_path = a;
+        } else if (!text_path) {
+            text_path = a;
+        } else {
+            return cli_usage_error("perplexity", "unexpected argument '%s'", a);
+        }
+    }
+    if (!model_path || !text_path) return cli_usage_error("perplexity", "needs MODEL and TEXTFILE");
+    if (docs && ctx) return cli_usage_error("perplexity", "--ctx does not apply with --docs");
+
+    ellm_error err = {0};
+    uint8_t *text = NULL;
+    size_t len = 0;
+    if (ellm_read_file(text_path, &text, &len, &err) != ELLM_OK) return cli_report_error(&err);
+    ellm_progress bar;
+    ellm_progress_init(&bar, "loading");
+    ellm_model *model = NULL;
+    ellm_lm lm;
+    if (ellm_eval_open(model_path, (int)threads, ellm_progress_callback, &bar, &model, &lm, &err) != ELLM_OK) {
+        ellm_progress_finish(&bar);
+        free(text);
+        return cli_report_error(&err);
+    }
+    ellm_progress_finish(&bar);
+    ellm_model_info info;
+    ellm_model_get_info(model, &info);
+    ellm_ppl_result r;
+    ellm_status st;
+    ellm_progress_init(&bar, docs ? "documents" : "perplexity");
+    ellm_eval_progress prog = {ellm_progress_callback, &bar};
+    double t0 = ellm_now();
+    if (docs) {
+        st = ellm_eval_doc_nll(&lm, (const char *)text, len, docs, (int)limit, &prog, &r, &err);
+    } else {
+        ellm_ppl_options o = {.n_ctx = (int)ctx, .limit = (int)limit, .progress = prog};
+        if (!json) {
+            o.on_window = on_window;
+            printf("perplexity of %s (%d-bit weights) over %s, llama.cpp windows\n", model_path,
+                   info.weight_bits, text_path);
+        }
+        st = ellm_eval_perplexity(&lm, (const char *)text, len, &o, &r, &err);
+    }
+    double seconds = ellm_now() - t0;
+    ellm_progress_finish(&bar);
+    free(text);
+    if (st != ELLM_OK) {
+        ellm_eval_close(model, &lm);
+        return cli_report_error(&err);
+    }
+    if (json) {
+        json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:f, s:f, s:f, s:f, s:I, s:I, s:i, s:i, s:f}", "model", model_path,
+                              "text", text_path, "mode", docs ? "documents" : "windows", "weight_bits",
+                              info.weight_bits, "perplexity", r.ppl, "stderr", r.ppl_stderr, "mean_nll", r.mean_nll,
+                              "mean_nll_stderr", r.nll_stderr, "tokens_scored", (json_int_t)r.tokens_scored,
+                              "tokens_total", (json_int_t)r.tokens_total, "ctx", r.n_ctx,
+                              docs ? "documents" : "windows", r.windows, "seconds", seconds);
+        char *s = json_dumps(o, JSON_INDENT(1));
+        puts(s);
+        free(s);
+        json_decref(o);
+    } else if (docs) {
+        printf("mean NLL over %d documents of %s (%d-bit weights): %.4f +/- %.4f nats/token, %llu tokens "
+               "scored\nPPL = %.4f +/- %.5f\n",
+               r.windows, text_path, info.weight_bits, r.mean_nll, r.nll_stderr,
+               (unsigned long long)r.tokens_scored, r.ppl, r.ppl_stderr);
+    } else {
+        printf("%llu tokens, %d windows of %d, %llu tokens scored, mean NLL %.4f nats/token, %.1f s\n",
+               (unsigned long long)r.tokens_total, r.windows, r.n_ctx, (unsigned long long)r.tokens_scored,
+               r.mean_nll, seconds);
+        printf("Final estimate: PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_stderr);
+    }
+    ellm_eval_close(model, &lm);
+    return EXIT_OK;
+}
