@@ -35,7 +35,7 @@ ellm_status ellm_header_decode(const uint8_t *in, uint64_t file_size, const char
     if (memcmp(in, ELLM_MAGIC, 8) != 0)
         return ellm_fail(err, ELLM_E_FORMAT, "%s: not an .ellm file (bad magic at byte 0)", path);
     uint64_t want = ellm_le64(in + 120), got = ellm_checksum(in, 120);
-    if (want != got)
+    if (ELLM_CHECKSUM_DIFFERS(want, got))
         return ellm_fail(err, ELLM_E_CHECKSUM,
                          "%s: header checksum mismatch (bytes 0..119: stored %016llx, computed %016llx)",
                          path, (unsigned long long)want, (unsigned long long)got);

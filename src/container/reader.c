@@ -68,7 +68,7 @@ static ellm_status parse_blob(dir_cursor *c, const ellm_mmap *map, ellm_fblob *b
         return ellm_fail(err, ELLM_E_FORMAT, "%s: blob %s (offset %llu, %llu bytes) lies outside the file", c->path,
                          b->name, (unsigned long long)b->offset, (unsigned long long)b->size);
     b->data = map->data + b->offset;
-    if (ellm_checksum(b->data, b->size) != b->checksum)
+    if (ELLM_CHECKSUM_DIFFERS(ellm_checksum(b->data, b->size), b->checksum))
         return ellm_fail(err, ELLM_E_CHECKSUM, "%s: blob %s: checksum mismatch (bytes %llu..%llu are corrupted)",
                          c->path, b->name, (unsigned long long)b->offset,
                          (unsigned long long)(b->offset + b->size));
@@ -198,10 +198,10 @@ ellm_status ellm_file_open(const char *path, ellm_file **out, ellm_error *err) {
     ellm_status s = f->path ? ellm_mmap_open(path, &f->map, err) : ellm_fail(err, ELLM_E_NOMEM, "out of memory");
     ellm_header h;
     if (!s) s = ellm_header_decode(f->map.data, f->map.size, path, &h, err);
-    if (!s && ellm_checksum(f->map.data + h.meta_offset, h.meta_size) != h.meta_checksum)
+    if (!s && ELLM_CHECKSUM_DIFFERS(ellm_checksum(f->map.data + h.meta_offset, h.meta_size), h.meta_checksum))
         s = ellm_fail(err, ELLM_E_CHECKSUM, "%s: metadata checksum mismatch (bytes %llu..%llu are corrupted)", path,
                       (unsigned long long)h.meta_offset, (unsigned long long)(h.meta_offset + h.meta_size));
-    if (!s && ellm_checksum(f->map.data + h.dir_offset, h.dir_size) != h.dir_checksum)
+    if (!s && ELLM_CHECKSUM_DIFFERS(ellm_checksum(f->map.data + h.dir_offset, h.dir_size), h.dir_checksum))
         s = ellm_fail(err, ELLM_E_CHECKSUM, "%s: directory checksum mismatch (bytes %llu..%llu are corrupted)", path,
                       (unsigned long long)h.dir_offset, (unsigned long long)(h.dir_offset + h.dir_size));
     if (!s) {
@@ -252,7 +252,7 @@ const ellm_fblob *ellm_file_blob(const ellm_file *f, const char *name) {
 ellm_status ellm_file_check_tensor(const ellm_file *f, size_t index, ellm_error *err) {
     const ellm_ftensor *t = &f->tensors[index];
     uint64_t got = ellm_checksum(f->map.data + t->payload_offset, t->payload_size);
-    if (got != t->payload_checksum)
+    if (ELLM_CHECKSUM_DIFFERS(got, t->payload_checksum))
         return ellm_fail(err, ELLM_E_CHECKSUM,
                          "%s: tensor %s: payload checksum mismatch (bytes %llu..%llu are corrupted)", f->path,
                          t->name, (unsigned long long)t->payload_offset,

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -226,6 +227,10 @@ int cmd_demo(int argc, char **argv) {
     }
     char tmpl[] = "/tmp/entrollm-demo-XXXXXX";
     const char *dir = dir_opt;
+    if (dir && !ellm_path_is_dir(dir) && mkdir(dir, 0777) != 0) {
+        fprintf(stderr, "entrollm demo: cannot create %s\n", dir);
+        return EXIT_FAIL;
+    }
     if (!dir) {
         dir = mkdtemp(tmpl);
         if (!dir) {

@@ -1,0 +1,32 @@
+/*
+ * fuzz_ellm.c - libFuzzer target for the .ellm reader: arbitrary bytes are
+ * opened, every tensor verified and loaded. Must never crash, hang or read
+ * out of bounds; errors are fine. Build: cmake -DELLM_FUZZ=ON with clang.
+ * Run with scripts/fuzz.sh (seeds: files written by `entrollm compress`).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "container/container.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/fuzz_ellm_%d.ellm", (int)getpid());
+    FILE *fp = fopen(path, "wb");
+    if (!fp) return 0;
+    fwrite(data, 1, size, fp);
+    fclose(fp);
+    ellm_file *f = NULL;
+    ellm_error err;
+    if (ellm_file_open(path, &f, &err) == ELLM_OK) {
+        ellm_file_verify(f, 1, &err);
+        for (size_t i = 0; i < f->n_tensors; i++) {
+            ellm_tensor_info info;
+            ellm_file_tensor_info(f, i, &info);
+        }
+        ellm_file_close(f);
+    }
+    unlink(path);
+    return 0;
+}
