@@ -139,7 +139,9 @@ ellm_status tok_build_gguf(const uint8_t *data, size_t size, const char *what, e
     if (st) goto done;
     t->bos = get_id(&g, "tokenizer.ggml.bos_token_id", n);
     t->eos = get_id(&g, "tokenizer.ggml.eos_token_id", n);
-    t->unk = get_id(&g, "tokenizer.ggml.unknown_token_id", n);
+    /* byte-level vocabularies that lack a byte drop it, as HF does (llama.cpp's
+     * unknown_token_id there is <|endoftext|>, which must not enter text) */
+    t->unk = kind == ELLM_TOK_SPM ? get_id(&g, "tokenizer.ggml.unknown_token_id", n) : -1;
     t->pad = get_id(&g, "tokenizer.ggml.padding_token_id", n);
     t->add_bos = get_bool(&g, "tokenizer.ggml.add_bos_token", kind == ELLM_TOK_SPM);
     t->add_eos = get_bool(&g, "tokenizer.ggml.add_eos_token", 0);

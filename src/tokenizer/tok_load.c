@@ -578,7 +578,8 @@ static ellm_status apply_tokenizer_config(ellm_tokenizer *t, const ellm_blob_ref
     int32_t id;
     if ((id = token_ref(t, json_object_get(j, "bos_token"))) >= 0) t->bos = id;
     if ((id = token_ref(t, json_object_get(j, "eos_token"))) >= 0) t->eos = id;
-    if ((id = token_ref(t, json_object_get(j, "unk_token"))) >= 0) t->unk = id;
+    /* unk_token here is the Python wrapper's; the model's own unk (tokenizer.json
+     * model.unk_token) is what encoding falls back to, as in HF */
     if ((id = token_ref(t, json_object_get(j, "pad_token"))) >= 0) t->pad = id;
     const json_t *ab = json_object_get(j, "add_bos_token");
     if (json_is_boolean(ab)) t->add_bos = json_is_true(ab);
@@ -619,7 +620,6 @@ static ellm_status apply_special_tokens_map(ellm_tokenizer *t, const ellm_blob_r
     if (!have_config) { /* tokenizer_config.json, when present, has the last word */
         if ((id = token_ref(t, json_object_get(j, "bos_token"))) >= 0) t->bos = id;
         if ((id = token_ref(t, json_object_get(j, "eos_token"))) >= 0) t->eos = id;
-        if ((id = token_ref(t, json_object_get(j, "unk_token"))) >= 0) t->unk = id;
     }
     json_decref(j);
     return ELLM_OK;

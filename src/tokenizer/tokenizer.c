@@ -760,11 +760,10 @@ static ellm_status merge_and_emit(tok_work *w, const char *text, int32_t n) {
                 if ((st = push_id(w, t->byte_tok[(uint8_t)text[s->start + k]]))) return st;
         } else if (t->unk >= 0) {
             if ((st = push_id(w, t->unk))) return st;
-        } else {
-            return ellm_fail(w->err, ELLM_E_ARG,
-                             "%s: text has bytes the vocabulary cannot represent (no byte fallback, no <unk>)",
-                             t->what);
         }
+        /* else dropped, as HF's BPE does when the vocabulary has neither the
+         * character, its bytes, nor an unknown token (SmolLM2 lacks the bytes
+         * that never occur in UTF-8 text, e.g. 0xF5..0xFF) */
     }
     return ELLM_OK;
 }
