@@ -86,6 +86,13 @@ void src_close(src_model *m);
  * scratch may be NULL or a buffer of at least n_bytes for the raw data. */
 ellm_status src_read_f32(src_model *m, size_t index, float *out, ellm_error *err);
 
+/* Half-precision widening used by src_read_f32: F16C when the build has it
+ * (8 at a time), else the scalar twin (ellm_f16_to_f32). Both give the same
+ * bits for every non-NaN input. */
+void src_f16_to_f32(const uint16_t *in, float *out, size_t n);
+void src_f16_to_f32_scalar(const uint16_t *in, float *out, size_t n);
+void src_bf16_to_f32(const uint16_t *in, float *out, size_t n);
+
 /* Finds a tensor by name; -1 if absent. */
 long src_find(const src_model *m, const char *name);
 /* Finds a blob by name; NULL if absent. */

@@ -1,6 +1,7 @@
 /* test_safetensors.c - safetensors writer/parser round trip and the strict
  * header checks (lengths, JSON, dtypes, offsets vs shape, gaps, overlaps,
  * truncation). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 
 #include "common/common.h"
 #include "formats/safetensors.h"
+#include "formats/source.h"
 #include "formats/test_util.h"
 
 static ellm_status fill(void *user, size_t index, void *dst, size_t n, ellm_error *err) {
@@ -36,7 +38,33 @@ static void expect_bad(const char *header, size_t data_len, ellm_status code, co
     free(b);
 }
 
+/* The F16C widening agrees with the scalar twin on all 65536 halves (NaNs
+ * only need to stay NaN), and bf16 widening with ellm_bf16_to_f32. */
+static void check_conversions(void) {
+    uint16_t *h = malloc(65536 * 2 + 2);
+    float *a = malloc(65537 * 4), *b = malloc(65537 * 4);
+    for (uint32_t i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+    h[65536] = 0x3c00;
+    src_f16_to_f32(h, a, 65537); /* odd length: the tail goes through the scalar path */
+    src_f16_to_f32_scalar(h, b, 65537);
+    for (uint32_t i = 0; i < 65537; i++) {
+        if (isnan(b[i])) CHECK(isnan(a[i]));
+        else CHECK(memcmp(&a[i], &b[i], 4) == 0);
+    }
+    CHECK(a[65536] == 1.0f && a[0x3555] == b[0x3555] && a[1] == ldexpf(1, -24));
+    src_bf16_to_f32(h, a, 65537);
+    for (uint32_t i = 0; i < 65537; i++) {
+        float e = ellm_bf16_to_f32(h[i]);
+        CHECK(memcmp(&a[i], &e, 4) == 0);
+    }
+    free(h);
+    free(a);
+    free(b);
+    printf("conversions: %s\n", ellm_cpu_features());
+}
+
 int main(void) {
+    check_conversions();
     char tmp[] = "/tmp/ellm_test_st_XXXXXX";
     CHECK(mkdtemp(tmp));
     char path[1024];
