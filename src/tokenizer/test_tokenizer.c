@@ -280,9 +280,11 @@ static void small_tokenizer_json(void) {
     CHECK(ellm_tokenizer_from_hf_json((const uint8_t *)small_json, strlen(small_json), "small", &t, &err) == ELLM_OK,
           "%s", err.message);
     size_t n;
-    /* "ab" -> ▁ab (a b merges first, rank 0, then ▁ + ab has no merge: ▁ ab) */
+    /* "a b" merges first (rank 0), then "▁ ab" has no merge: ▁ ab; "A" is not
+     * in the vocabulary: byte fallback <0x41>; <|end|> eats the space after it
+     * (rstrip); no BOS: this file names none, so add_bos adds nothing */
     int32_t *ids = enc(t, "ab A<|end|> ab", 14, 1, 1, &n);
-    int32_t want[] = {1, 2, 6, 2, 8, 9, 2, 6};
+    int32_t want[] = {2, 6, 2, 8, 9, 2, 6};
     CHECK(n == ELLM_ARRAY_LEN(want) && !memcmp(ids, want, sizeof want), "small tokenizer.json");
     if (n != ELLM_ARRAY_LEN(want)) print_ids("got", ids, n);
     free(ids);
