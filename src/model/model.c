@@ -187,9 +187,9 @@ ellm_status ellm_model_load(const char *path, const ellm_load_options *opts, ell
         if (st) ellm_fail_prefix(err, "%s", path);
     }
     if (!st) st = load_tokenizer(m, err);
-    if (!st && opts->tokenizer_path && strcmp(m->format, "ellm") == 0) {
-        /* A tokenizer given by the user replaces the one the file carries
-         * (source readers take it through src_open). */
+    if (!st && opts->tokenizer_path && strcmp(m->format, "llama2c") != 0) {
+        /* A tokenizer given by the user replaces the one the model carries
+         * (the llama2.c reader takes it through src_open). */
         if (m->tok) ellm_tokenizer_free(m->tok);
         m->tok = NULL;
         st = ellm_tokenizer_load(opts->tokenizer_path, &m->tok, err);
