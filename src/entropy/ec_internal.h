@@ -27,10 +27,11 @@
 #define EC_HUF_MULTI_MAX 5
 
 /* rANS: EC_RANS_STATES interleaved 32-bit states per segment, 16-bit
- * renormalisation, frequencies summing to 1 << scale_bits. */
+ * renormalisation, frequencies summing to 1 << scale_bits (at most 2^15:
+ * one renormalisation per symbol always suffices). */
 #define EC_RANS_STATES 8
-#define EC_RANS_SCALE_BITS 12
-#define EC_RANS_MAX_SCALE_BITS 12
+#define EC_RANS_SCALE_BITS 14
+#define EC_RANS_MAX_SCALE_BITS 15
 #define EC_RANS_L (1u << 16)
 
 static inline uint64_t ec_load64(const uint8_t *p) {
@@ -73,8 +74,9 @@ ellm_status ec_huf_tables_build(const uint8_t *lens, int alphabet, int bits, con
                                 void **tables, ellm_error *err);
 ellm_status ec_huf_decode_segment(const ec_view *v, uint64_t segment, const uint8_t *seg,
                                   size_t seg_bytes, uint8_t *out, ellm_error *err);
-/* Validates a segment's lane table against its byte length. */
-bool ec_huf_segment_lanes_ok(const uint8_t *seg, size_t seg_bytes, uint32_t seg_count);
+/* Validates a segment's lane lengths: they add up to its byte length and
+ * each lane holds between 1 and EC_HUF_MAX_LEN bits per symbol. */
+bool ec_huf_segment_lanes_ok(const uint8_t *seg, size_t seg_bytes, uint32_t seg_count, int bits);
 
 /* ---- rANS (rans.c) ---- */
 
@@ -104,10 +106,10 @@ typedef struct ec_huf_tables {
 } ec_huf_tables;
 
 typedef struct ec_rans_tables {
-    /* Per slot of [0, 1 << scale): low 16 bits the symbol's frequency,
-     * high 16 bits slot - the symbol's cumulative start; and the symbol. */
-    uint32_t slot[1u << EC_RANS_MAX_SCALE_BITS];
+    /* symbol of every slot of [0, 1 << scale_bits) */
     uint8_t sym[1u << EC_RANS_MAX_SCALE_BITS];
+    /* per symbol: low 16 bits frequency, high 16 bits cumulative start */
+    uint32_t freq_start[256];
     int scale_bits;
 } ec_rans_tables;
 

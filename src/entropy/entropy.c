@@ -228,9 +228,9 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
     void *tables = NULL;
     ellm_status st;
     if (coder == ELLM_CODER_HUFFMAN) {
-        if (param < 1 || param > EC_HUF_MAX_LEN)
-            return ellm_fail(err, ELLM_E_FORMAT, "%s: huffman length limit %d is outside 1..%d (byte 7)", what,
-                             param, EC_HUF_MAX_LEN);
+        if (param != EC_HUF_MAX_LEN)
+            return ellm_fail(err, ELLM_E_FORMAT, "%s: huffman length limit %d is not %d (byte 7)", what, param,
+                             EC_HUF_MAX_LEN);
         const uint8_t *lens = block + EC_HEADER_BYTES;
         int used = 0;
         for (int s = 0; s < alphabet; s++) {
@@ -287,7 +287,7 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
         uint64_t size = next - prev;
         bool ok = next >= prev && next <= stream_bytes;
         if (ok && coder == ELLM_CODER_HUFFMAN)
-            ok = ec_huf_segment_lanes_ok(stream + prev, (size_t)size, count);
+            ok = ec_huf_segment_lanes_ok(stream + prev, (size_t)size, count, bits);
         else if (ok)
             ok = size >= 4 * EC_RANS_STATES && size <= ec_rans_segment_bound(count);
         if (!ok) {

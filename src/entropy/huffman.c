@@ -256,12 +256,20 @@ ellm_status ec_huf_tables_build(const uint8_t *lens, int alphabet, int bits, con
     return ELLM_OK;
 }
 
-bool ec_huf_segment_lanes_ok(const uint8_t *seg, size_t seg_bytes, uint32_t seg_count) {
+bool ec_huf_segment_lanes_ok(const uint8_t *seg, size_t seg_bytes, uint32_t seg_count, int bits) {
     if (seg_bytes < EC_HUF_LANE_HEADER) return false;
-    uint64_t sum = EC_HUF_LANE_HEADER;
-    for (int j = 0; j < EC_HUF_LANES - 1; j++) sum += ellm_le32(seg + 4 * j);
-    /* Each lane holds at most 11 bits per symbol. */
-    return sum <= seg_bytes && seg_bytes - EC_HUF_LANE_HEADER <= ec_huf_segment_bound(seg_count);
+    uint32_t lane_count[EC_HUF_LANES];
+    ec_huf_lane_split(seg_count, bits, lane_count);
+    uint64_t left = seg_bytes - EC_HUF_LANE_HEADER;
+    for (int j = 0; j < EC_HUF_LANES; j++) {
+        uint64_t nb = j < EC_HUF_LANES - 1 ? ellm_le32(seg + 4 * j) : left;
+        /* every code has 1..EC_HUF_MAX_LEN bits */
+        if (nb > left || nb < (lane_count[j] + 7ull) / 8 ||
+            nb > ((uint64_t)lane_count[j] * EC_HUF_MAX_LEN + 7) / 8)
+            return false;
+        left -= nb;
+    }
+    return true;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -286,10 +294,15 @@ static inline uint64_t lane_consumed_bits(const lane *l) {
     return (uint64_t)(l->p - l->start) * 8 + (uint64_t)__builtin_clzll(l->b);
 }
 
-static inline void refill(const uint8_t **p, uint64_t *b) {
+/* Refill with a bounds check before the load: false if the lane would read
+ * past lim (= block end - 8), which only a corrupt stream does. */
+static inline bool refill_checked(const uint8_t **p, uint64_t *b, const uint8_t *lim) {
     unsigned c = (unsigned)__builtin_clzll(*b);
-    *p += c >> 3;
-    *b = (ec_load64(*p) | TOP_BIT) >> (c & 7);
+    const uint8_t *np = *p + (c >> 3);
+    if (ELLM_UNLIKELY(np > lim)) return false;
+    *p = np;
+    *b = (ec_load64(np) | TOP_BIT) >> (c & 7);
+    return true;
 }
 
 /* The lane consumed exactly its bytes (the last one zero-padded). */
@@ -402,8 +415,7 @@ static ellm_status decode8(const ec_huf_tables *h, lane *ln, const uint8_t *bloc
         lane *l = &ln[j];
         uint32_t left = l->count - (uint32_t)(l->out - l->out_start);
         while (left) {
-            refill(&l->p, &l->b);
-            if (ELLM_UNLIKELY(l->p > lim)) return read_past_block(segment, err);
+            if (!refill_checked(&l->p, &l->b, lim)) return read_past_block(segment, err);
             uint32_t k = ELLM_MIN(left, 5u);
             for (uint32_t i = 0; i < k; i++) {
                 uint16_t e = tab[l->b & HUF_MASK];
@@ -446,8 +458,7 @@ static ellm_status lane4_finish(const ec_huf_tables *h, lane *l, const uint8_t *
     unsigned ssh = l->sh;
     uint8_t *so = l->out;
     while (l->out_end - so >= ROUND_ROOM) {
-        refill(&sp, &sb);
-        if (ELLM_UNLIKELY(sp > lim)) return read_past_block(segment, err);
+        if (!refill_checked(&sp, &sb, lim)) return read_past_block(segment, err);
         MULTI(s); MULTI(s); FLUSH(s); MULTI(s); MULTI(s); FLUSH(s); MULTI(s); FLUSH(s);
     }
     /* Exact tail: single symbols, whole bytes only. */
@@ -457,8 +468,7 @@ static ellm_status lane4_finish(const ec_huf_tables *h, lane *l, const uint8_t *
                          (unsigned long long)segment, l->count);
     uint64_t left = l->count - done;
     while (left) {
-        refill(&sp, &sb);
-        if (ELLM_UNLIKELY(sp > lim)) return read_past_block(segment, err);
+        if (!refill_checked(&sp, &sb, lim)) return read_past_block(segment, err);
         uint64_t k = ELLM_MIN(left, 5u);
         for (uint64_t i = 0; i < k; i++) {
             uint16_t e = tab[sb & HUF_MASK];
@@ -539,7 +549,7 @@ ellm_status ec_huf_decode_segment(const ec_view *v, uint64_t segment, const uint
     const ec_tables *t = v->tables;
     const ec_huf_tables *h = &t->u.huf;
     uint32_t count = ec_segment_count(v, segment);
-    if (!ec_huf_segment_lanes_ok(seg, seg_bytes, count))
+    if (!ec_huf_segment_lanes_ok(seg, seg_bytes, count, v->bits))
         return ellm_fail(err, ELLM_E_FORMAT, "segment %llu: lane lengths exceed the segment's %zu bytes",
                          (unsigned long long)segment, seg_bytes);
     uint32_t lane_count[EC_HUF_LANES];

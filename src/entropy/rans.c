@@ -2,7 +2,8 @@
  * rans.c - interleaved rANS (docs/CODED_BLOCK.md, "rANS segments").
  *
  * 32-bit states x in [L, L << 16) with L = 2^16, 16-bit renormalisation,
- * frequencies summing to M = 2^scale_bits (scale_bits <= 12). A segment's
+ * frequencies summing to M = 2^scale_bits (14 when encoding; the decoder
+ * accepts 1..15). A segment's
  * symbol i is coded by state i mod 8; all states share one stream of 16-bit
  * words. The encoder runs backwards over the segment and writes the stream
  * backwards, so the decoder reads forwards:
@@ -129,8 +130,8 @@ ellm_status ec_rans_tables_build(const uint16_t *freq, int alphabet, int scale_b
     r->scale_bits = scale_bits;
     uint32_t cum = 0;
     for (int s = 0; s < alphabet; s++) {
-        for (uint32_t k = 0; k < freq[s]; k++)
-            r->slot[cum + k] = (uint32_t)freq[s] | (k << 16), r->sym[cum + k] = (uint8_t)s;
+        memset(r->sym + cum, s, freq[s]);
+        r->freq_start[s] = (uint32_t)freq[s] | (cum << 16);
         cum += freq[s];
     }
     *tables_out = t;
@@ -139,10 +140,11 @@ ellm_status ec_rans_tables_build(const uint16_t *freq, int alphabet, int scale_b
 
 #define RANS_STEP(j, SYM_OUT)                                                 \
     do {                                                                      \
-        uint32_t i_ = x##j & mask;                                            \
-        uint32_t e_ = slot[i_];                                               \
-        SYM_OUT = sym[i_];                                                    \
-        x##j = (e_ & 0xffffu) * (x##j >> scale) + (e_ >> 16);                 \
+        uint32_t slot_ = x##j & mask;                                         \
+        uint32_t s_ = sym[slot_];                                             \
+        uint32_t e_ = freq_start[s_];                                         \
+        SYM_OUT = (uint8_t)s_;                                                \
+        x##j = (e_ & 0xffffu) * (x##j >> scale) + slot_ - (e_ >> 16);         \
         uint32_t w_ = ellm_le16(p);                                           \
         uint32_t need_ = x##j < EC_RANS_L; /* arithmetic, not a branch */     \
         x##j = (x##j << (need_ << 4)) | (w_ & (0u - need_));                  \
@@ -154,8 +156,8 @@ ellm_status ec_rans_tables_build(const uint16_t *freq, int alphabet, int scale_b
 static inline __attribute__((always_inline)) ellm_status
 rans_decode(const ec_rans_tables *r, const unsigned scale, int bits, uint64_t segment, const uint8_t *seg,
             size_t seg_bytes, uint32_t count, const uint8_t *block_end, uint8_t *o, ellm_error *err) {
-    const uint32_t *slot = r->slot;
     const uint8_t *sym = r->sym;
+    const uint32_t *freq_start = r->freq_start;
     const uint32_t mask = (1u << scale) - 1;
     uint32_t x0 = ellm_le32(seg), x1 = ellm_le32(seg + 4), x2 = ellm_le32(seg + 8), x3 = ellm_le32(seg + 12);
     uint32_t x4 = ellm_le32(seg + 16), x5 = ellm_le32(seg + 20), x6 = ellm_le32(seg + 24), x7 = ellm_le32(seg + 28);

@@ -38,7 +38,7 @@ typedef enum {
 static const char *const hist_names[HIST_COUNT] = {"uniform", "bell", "one", "two", "all", "skew"};
 
 /* n symbols < 2^bits with the given histogram shape, deterministic in seed. */
-static void gen_symbols(uint8_t *s, uint64_t n, int bits, hist_kind kind, uint64_t seed) {
+static inline void gen_symbols(uint8_t *s, uint64_t n, int bits, hist_kind kind, uint64_t seed) {
     ellm_rng r;
     ellm_rng_seed(&r, seed);
     const int alphabet = 1 << bits;
@@ -70,7 +70,7 @@ static void gen_symbols(uint8_t *s, uint64_t n, int bits, hist_kind kind, uint64
 }
 
 /* Packs unpacked symbols the way decoded bits-4 output is laid out. */
-static uint8_t *pack_expected(const uint8_t *s, uint64_t n, int bits) {
+static inline uint8_t *pack_expected(const uint8_t *s, uint64_t n, int bits) {
     uint64_t nb = ec_decoded_bytes(bits, n);
     uint8_t *p = calloc(nb ? nb : 1, 1);
     if (!p) return NULL;
