@@ -6,7 +6,7 @@
  * of S symbols (the last may be shorter). The encoder produces one "coded
  * block": a self-describing byte string holding the coder's table (Huffman
  * code lengths or rANS frequencies), the start offset of every segment and
- * the coded stream. Its exact layout is in docs/FORMAT.md ("Coded block").
+ * the coded stream. Its exact layout is in docs/CODED_BLOCK.md.
  * The container stores the block as a tensor's payload unchanged, and the
  * decoder reads it in place (from the mmap).
  *

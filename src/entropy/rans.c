@@ -77,7 +77,7 @@ ellm_status ec_rans_normalize(const uint64_t *hist, int alphabet, int scale_bits
 
 uint64_t ec_rans_segment_bound(uint32_t seg_count) {
     /* states, then at most one 16-bit word per symbol */
-    return 4 * EC_RANS_STATES + 2 * (uint64_t)seg_count + 16;
+    return 4 * EC_RANS_STATES + 2 * (uint64_t)seg_count;
 }
 
 size_t ec_rans_encode_segment(const uint16_t *freq, int alphabet, int scale_bits, const uint8_t *sym,
