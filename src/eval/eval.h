@@ -168,13 +168,16 @@ ellm_status ellm_eval_multiple_choice(const ellm_lm *lm, const ellm_mc_set *set,
                                       const ellm_mc_options *opts, ellm_mc_result *res,
                                       ellm_error *err);
 
+#define ELLM_STORY_MAX_CUTS 8
+
 /* Builds the story-ending task from TinyStories-style text (stories separated
- * by lines "<|endoftext|>"): for up to max_tasks stories with at least 3
- * sentences, a cut point after sentence k >= 2 is drawn; the context is
- * sentences 1..k, the gold ending sentence k+1, and three distractors are
- * sentences (not first ones) drawn from three other stories. Output is in the
- * six-line text form; *out is malloc'd. Deterministic for a given seed. */
-ellm_status ellm_build_story_task(const char *text, size_t len, uint64_t seed, size_t max_tasks,
+ * by "<|endoftext|>"): for every story with at least 3 sentences, per_story
+ * distinct cut points k >= 2 are drawn (fewer if the story has fewer); for
+ * each, the context is sentences 1..k, the gold ending sentence k+1, and three
+ * distractors are sentences (not first ones) drawn from three other stories.
+ * At most max_tasks tasks (0 = no limit). Output is in the six-line text form;
+ * *out is malloc'd. Deterministic for a given seed. */
+ellm_status ellm_build_story_task(const char *text, size_t len, uint64_t seed, int per_story, size_t max_tasks,
                                   char **out, size_t *out_len, size_t *n_tasks, ellm_error *err);
 
 /* ------------------------------------------------------------------------- */

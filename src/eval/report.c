@@ -283,7 +283,7 @@ static json_t *row_json(const ellm_report_row *r) {
 static void markdown(tbuf *b, const char *source, const ellm_report_options *o, const ellm_report_row *rows,
                      const ellm_histogram *h, bool generated) {
     tb_printf(b, "# entrollm report: %s\n\n", base_name(source));
-    tb_printf(b, "Source model `%s`, %llu parameters. entrollm %s, %d threads, CPU features: %s.\n\n", source,
+    tb_printf(b, "Source model `%s`, %llu parameters. entrollm %s, threads: %d, CPU features: %s.\n\n", source,
               (unsigned long long)rows[0].params, ellm_version(), o->n_threads ? o->n_threads : ellm_cpu_count(),
               ellm_cpu_features());
     if (generated)

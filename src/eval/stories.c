@@ -83,9 +83,52 @@ static bool put_str(char **buf, size_t *len, size_t *cap, const char *s) {
 
 static bool span_eq(span a, span b) { return a.n == b.n && memcmp(a.s, b.s, a.n) == 0; }
 
-ellm_status ellm_build_story_task(const char *text, size_t len, uint64_t seed, size_t max_tasks,
+/* One task: story s cut after k sentences, three distractors, a drawn
+ * position for the gold ending; appended to buf in the six-line form. */
+static ellm_status emit_task(const story *stories, size_t n_stories, size_t s, size_t k, ellm_rng *rng,
+                             char **buf, size_t *blen, size_t *bcap, ellm_error *err) {
+    const story *sty = &stories[s];
+    span gold = sty->sent[k];
+    span endings[ELLM_MC_ENDINGS];
+    int label = (int)(ellm_rng_next(rng) % ELLM_MC_ENDINGS);
+    size_t used[ELLM_MC_ENDINGS] = {s, s, s, s};
+    int d = 0;
+    for (int e = 0; e < ELLM_MC_ENDINGS; e++) {
+        if (e == label) {
+            endings[e] = gold;
+            continue;
+        }
+        for (int tries = 0;; tries++) { /* a non-first sentence of a story not used yet */
+            if (tries > 100000)
+                return ellm_fail(err, ELLM_E_ARG, "story task: story %zu: no distinct distractor found", s + 1);
+            size_t o = (size_t)(ellm_rng_next(rng) % n_stories);
+            bool taken = false;
+            for (int u = 0; u <= d; u++) taken = taken || used[u] == o;
+            if (taken || stories[o].n_sent < 2) continue;
+            span c = stories[o].sent[1 + ellm_rng_next(rng) % (stories[o].n_sent - 1)];
+            if (span_eq(c, gold)) continue;
+            endings[e] = c;
+            used[++d] = o;
+            break;
+        }
+    }
+    bool ok = true;
+    for (size_t i = 0; i < k && ok; i++)
+        ok = (i == 0 || put_str(buf, blen, bcap, " ")) && put_span(buf, blen, bcap, sty->sent[i].s, sty->sent[i].n);
+    char label_line[8];
+    snprintf(label_line, sizeof label_line, "\n%d\n", label);
+    ok = ok && put_str(buf, blen, bcap, label_line);
+    for (int e = 0; e < ELLM_MC_ENDINGS && ok; e++)
+        ok = put_span(buf, blen, bcap, endings[e].s, endings[e].n) && put_str(buf, blen, bcap, "\n");
+    return ok ? ELLM_OK : ellm_fail(err, ELLM_E_NOMEM, "story task: out of memory");
+}
+
+ellm_status ellm_build_story_task(const char *text, size_t len, uint64_t seed, int per_story, size_t max_tasks,
                                   char **out, size_t *out_len, size_t *n_tasks, ellm_error *err) {
     static const char sep[] = "<|endoftext|>";
+    if (per_story < 1 || per_story > ELLM_STORY_MAX_CUTS)
+        return ellm_fail(err, ELLM_E_ARG, "story task: cuts per story must be in [1, %d], got %d", ELLM_STORY_MAX_CUTS,
+                         per_story);
     *out = NULL;
     *out_len = 0;
     *n_tasks = 0;
@@ -130,50 +173,31 @@ ellm_status ellm_build_story_task(const char *text, size_t len, uint64_t seed, s
     char *buf = NULL;
     size_t blen = 0, bcap = 0;
     for (size_t s = 0; s < n_stories && st == ELLM_OK; s++) {
-        if (max_tasks && *n_tasks >= max_tasks) break;
         const story *sty = &stories[s];
         if (sty->n_sent < 3) continue;
-        /* context = sentences [0, k), gold = sentence k, k in [2, n_sent - 1] */
-        size_t k = 2 + (size_t)(ellm_rng_next(&rng) % (sty->n_sent - 2));
-        span gold = sty->sent[k];
-        span endings[ELLM_MC_ENDINGS];
-        int label = (int)(ellm_rng_next(&rng) % ELLM_MC_ENDINGS);
-        size_t used[ELLM_MC_ENDINGS] = {s, s, s, s};
-        int d = 0;
-        for (int e = 0; e < ELLM_MC_ENDINGS; e++) {
-            if (e == label) {
-                endings[e] = gold;
-                continue;
-            }
-            for (int tries = 0;; tries++) { /* a non-first sentence of a story not used yet */
-                if (tries > 100000) {
-                    st = ellm_fail(err, ELLM_E_ARG, "story task: story %zu: no distinct distractor found", s + 1);
-                    break;
-                }
-                size_t o = (size_t)(ellm_rng_next(&rng) % n_stories);
-                bool taken = false;
-                for (int u = 0; u <= d; u++) taken = taken || used[u] == o;
-                if (taken || stories[o].n_sent < 2) continue;
-                span c = stories[o].sent[1 + ellm_rng_next(&rng) % (stories[o].n_sent - 1)];
-                if (span_eq(c, gold)) continue;
-                endings[e] = c;
-                used[++d] = o;
-                break;
-            }
+        /* context = sentences [0, k), gold = sentence k, k in [2, n_sent - 1];
+         * per_story distinct cuts, drawn first, emitted in story order */
+        size_t cuts[ELLM_STORY_MAX_CUTS];
+        size_t n_cuts = ELLM_MIN((size_t)per_story, sty->n_sent - 2);
+        for (size_t c = 0; c < n_cuts; c++) {
+            bool dup;
+            do {
+                cuts[c] = 2 + (size_t)(ellm_rng_next(&rng) % (sty->n_sent - 2));
+                dup = false;
+                for (size_t q = 0; q < c; q++) dup = dup || cuts[q] == cuts[c];
+            } while (dup);
         }
-        if (st != ELLM_OK) break;
-        bool ok = true;
-        for (size_t i = 0; i < k && ok; i++)
-            ok = (i == 0 || put_str(&buf, &blen, &bcap, " ")) &&
-                 put_span(&buf, &blen, &bcap, sty->sent[i].s, sty->sent[i].n);
-        char label_line[8];
-        snprintf(label_line, sizeof label_line, "\n%d\n", label);
-        ok = ok && put_str(&buf, &blen, &bcap, label_line);
-        for (int e = 0; e < ELLM_MC_ENDINGS && ok; e++)
-            ok = put_span(&buf, &blen, &bcap, endings[e].s, endings[e].n) &&
-                 put_str(&buf, &blen, &bcap, "\n");
-        if (!ok) st = ellm_fail(err, ELLM_E_NOMEM, "story task: out of memory");
-        (*n_tasks)++;
+        for (size_t c = 1; c < n_cuts; c++) /* ascending */
+            for (size_t q = c; q > 0 && cuts[q - 1] > cuts[q]; q--) {
+                size_t t = cuts[q];
+                cuts[q] = cuts[q - 1];
+                cuts[q - 1] = t;
+            }
+        for (size_t c = 0; c < n_cuts && st == ELLM_OK; c++) {
+            if (max_tasks && *n_tasks >= max_tasks) break;
+            st = emit_task(stories, n_stories, s, cuts[c], &rng, &buf, &blen, &bcap, err);
+            if (st == ELLM_OK) (*n_tasks)++;
+        }
     }
     for (size_t i = 0; i < n_stories; i++) free(stories[i].sent);
     free(stories);

@@ -108,7 +108,7 @@ static void test_story_task(void) {
     CHECK(ellm_read_file(p, &data, &size, &err) == ELLM_OK);
     char *out = NULL;
     size_t len = 0, n = 0;
-    ellm_status st = ellm_build_story_task((const char *)data, size, 1, 0, &out, &len, &n, &err);
+    ellm_status st = ellm_build_story_task((const char *)data, size, 1, 1, 0, &out, &len, &n, &err);
     if (st != ELLM_OK) fprintf(stderr, "%s\n", err.message);
     CHECK(st == ELLM_OK && n == 100);
     ellm_mc_set s;
@@ -122,6 +122,17 @@ static void test_story_task(void) {
         CHECK(strstr((const char *)data, t->endings[t->label]) != NULL);
     }
     for (int l = 0; l < 4; l++) CHECK(per_label[l] >= 10);
+    ellm_mc_free(&s);
+    free(out);
+    /* three cuts per story: more tasks, each gold ending right after its context */
+    st = ellm_build_story_task((const char *)data, size, 1, 3, 0, &out, &len, &n, &err);
+    CHECK(st == ELLM_OK && n > 250 && n <= 300);
+    CHECK(ellm_mc_parse_text(out, len, "story task", &s, &err) == ELLM_OK && s.n == n);
+    for (size_t i = 0; i < s.n; i++) {
+        const ellm_mc_task *t = &s.tasks[i];
+        CHECK(strstr((const char *)data, t->endings[t->label]) != NULL);
+        if (i > 0 && strcmp(s.tasks[i - 1].context, t->context) == 0) CHECK(0); /* distinct cuts */
+    }
     ellm_mc_free(&s);
     free(out);
     free(data);

@@ -227,9 +227,9 @@ static void test_story_task(void) {
         "One sentence only.\n<|endoftext|>\n";
     char *out = NULL, *out2 = NULL;
     size_t len = 0, len2 = 0, n = 0, n2 = 0;
-    CHECK(ellm_build_story_task(text, strlen(text), 7, 0, &out, &len, &n, &err) == ELLM_OK);
+    CHECK(ellm_build_story_task(text, strlen(text), 7, 1, 0, &out, &len, &n, &err) == ELLM_OK);
     CHECK(n == 4);
-    CHECK(ellm_build_story_task(text, strlen(text), 7, 0, &out2, &len2, &n2, &err) == ELLM_OK);
+    CHECK(ellm_build_story_task(text, strlen(text), 7, 1, 0, &out2, &len2, &n2, &err) == ELLM_OK);
     CHECK(len == len2 && memcmp(out, out2, len) == 0); /* deterministic */
     ellm_mc_set s;
     CHECK(ellm_mc_parse_text(out, len, "story", &s, &err) == ELLM_OK);
@@ -251,7 +251,7 @@ static void test_story_task(void) {
     }
     ellm_mc_free(&s);
     free(out), free(out2);
-    CHECK(ellm_build_story_task("just one.", 9, 1, 0, &out, &len, &n, &err) == ELLM_E_ARG);
+    CHECK(ellm_build_story_task("just one.", 9, 1, 1, 0, &out, &len, &n, &err) == ELLM_E_ARG);
 }
 
 static void test_gsm8k_extraction(void) {

@@ -11,7 +11,7 @@
 static void usage(FILE *out) {
     fprintf(out,
             "Usage: entrollm hellaswag MODEL FILE [options]\n"
-            "       entrollm hellaswag --build-story-task STORIES.txt -o OUT.txt [--seed S] [--limit K]\n"
+            "       entrollm hellaswag --build-story-task STORIES.txt -o OUT.txt [--seed S] [--per-story C]\n"
             "\n"
             "Multiple-choice accuracy of MODEL (.ellm file or source model). Every ending is\n"
             "scored by the log-likelihood of its tokens given the context (lm-eval-harness):\n"
@@ -24,6 +24,7 @@ static void usage(FILE *out) {
             "(stories separated by <|endoftext|>) the context is its first k sentences (k >= 2,\n"
             "drawn), the gold ending sentence k+1, and three distractors are sentences of three\n"
             "other stories; deterministic for a seed. The output is in the six-line form.\n"
+            "--per-story C draws C distinct cuts per story (default 1), for more tasks.\n"
             "\n"
             "Options:\n"
             "  --shots K        prepend K exemplars (other tasks with their gold ending; default 0)\n"
@@ -35,14 +36,15 @@ static void usage(FILE *out) {
             "  -h, --help       this help\n");
 }
 
-static int build_story_task(const char *in, const char *out_path, uint64_t seed, size_t limit, bool json) {
+static int build_story_task(const char *in, const char *out_path, uint64_t seed, int per_story, size_t limit,
+                            bool json) {
     ellm_error err = {0};
     uint8_t *text;
     size_t len;
     if (ellm_read_file(in, &text, &len, &err) != ELLM_OK) return cli_report_error(&err);
     char *task = NULL;
     size_t task_len = 0, n = 0;
-    ellm_status st = ellm_build_story_task((const char *)text, len, seed, limit, &task, &task_len, &n, &err);
+    ellm_status st = ellm_build_story_task((const char *)text, len, seed, per_story, limit, &task, &task_len, &n, &err);
     free(text);
     if (st != ELLM_OK) return cli_report_error(&err);
     ellm_outfile of;
@@ -64,7 +66,7 @@ static int build_story_task(const char *in, const char *out_path, uint64_t seed,
 
 int cmd_hellaswag(int argc, char **argv) {
     const char *model_path = NULL, *file = NULL, *story_src = NULL, *out_path = NULL;
-    long shots = 0, limit = 0, threads = 0;
+    long shots = 0, limit = 0, threads = 0, per_story = 1;
     uint64_t seed = 1;
     bool json = false;
     for (int i = 1; i < argc; i++) {
@@ -83,6 +85,9 @@ int cmd_hellaswag(int argc, char **argv) {
             i++;
         } else if (strcmp(a, "--threads") == 0) {
             if (!cli_parse_int("hellaswag", a, v, 1, 1024, &threads)) return EXIT_USAGE;
+            i++;
+        } else if (strcmp(a, "--per-story") == 0) {
+            if (!cli_parse_int("hellaswag", a, v, 1, ELLM_STORY_MAX_CUTS, &per_story)) return EXIT_USAGE;
             i++;
         } else if (strcmp(a, "--build-story-task") == 0) {
             if (!v) return cli_usage_error("hellaswag", "--build-story-task needs a TinyStories text file");
@@ -107,9 +112,11 @@ int cmd_hellaswag(int argc, char **argv) {
     if (story_src) {
         if (!out_path) return cli_usage_error("hellaswag", "--build-story-task needs -o OUT.txt");
         if (model_path) return cli_usage_error("hellaswag", "--build-story-task takes no model");
-        return build_story_task(story_src, out_path, seed, (size_t)limit, json);
+        if (shots) return cli_usage_error("hellaswag", "--shots does not apply to --build-story-task");
+        return build_story_task(story_src, out_path, seed, (int)per_story, (size_t)limit, json);
     }
-    if (out_path) return cli_usage_error("hellaswag", "-o only applies with --build-story-task");
+    if (out_path || per_story != 1)
+        return cli_usage_error("hellaswag", "-o and --per-story only apply with --build-story-task");
     if (!model_path || !file) return cli_usage_error("hellaswag", "needs MODEL and FILE");
 
     ellm_error err = {0};

@@ -31,8 +31,15 @@ static void usage(FILE *out) {
             "  -h, --help       this help\n");
 }
 
+typedef struct header {
+    const char *model, *text;
+    int bits;
+} header;
+
 static void on_window(void *user, int w, int n, double ppl, double se) {
-    (void)user;
+    const header *h = user;
+    if (w == 1)
+        printf("perplexity of %s (%d-bit weights) over %s, llama.cpp windows\n", h->model, h->bits, h->text);
     printf("[%d]%.4f +/- %.4f%s", w, ppl, se, w == n ? "\n" : ",");
     fflush(stdout);
 }
@@ -99,10 +106,10 @@ int cmd_perplexity(int argc, char **argv) {
         st = ellm_eval_doc_nll(&lm, (const char *)text, len, docs, (int)limit, &prog, &r, &err);
     } else {
         ellm_ppl_options o = {.n_ctx = (int)ctx, .limit = (int)limit, .progress = prog};
+        header h = {model_path, text_path, info.weight_bits};
         if (!json) {
             o.on_window = on_window;
-            printf("perplexity of %s (%d-bit weights) over %s, llama.cpp windows\n", model_path,
-                   info.weight_bits, text_path);
+            o.window_user = &h;
         }
         st = ellm_eval_perplexity(&lm, (const char *)text, len, &o, &r, &err);
     }

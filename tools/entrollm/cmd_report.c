@@ -134,8 +134,10 @@ int cmd_report(int argc, char **argv) {
     for (int i = 0; i < 3; i++) {
         const ellm_report_row *r = &rows[i];
         char size[32];
-        printf("%-6s %12llu %10.3f %12s %10.3f", r->name, (unsigned long long)r->params, r->effective_bits,
-               cli_human_bytes(r->size_bytes, size, sizeof size), r->entropy_bits);
+        printf("%-6s %12llu %10.3f %12s", r->name, (unsigned long long)r->params, r->effective_bits,
+               cli_human_bytes(r->size_bytes, size, sizeof size));
+        if (r->bits == 16) printf(" %10s", "-");
+        else printf(" %10.3f", r->entropy_bits);
         if (o.text_path) printf(" %9.4f +/- %.4f", r->ppl.ppl, r->ppl.ppl_stderr);
         if (o.hellaswag_path)
             printf(" %6.2f%% +/- %4.2f %6.2f%% +/- %4.2f", 100 * r->hellaswag.acc, 100 * r->hellaswag.acc_stderr,
