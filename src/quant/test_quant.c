@@ -85,7 +85,7 @@ static void test_auto_rule(void) {
 static void test_exact_codes(void) {
     /* Symmetric 8-bit: zero maps to 128, max|w| to 255 or 1. */
     float w[] = {-1.0f, 0.0f, 1.0f, 0.5f};
-    uint8_t c[4];
+    uint8_t c[8];
     ellm_qparams qp;
     ellm_error err;
     CHECK(ellm_quantize(w, 4, 4, ELLM_SCHEME_SYMMETRIC, 8, ELLM_GRAN_TENSOR, 0, "sym", &qp, c, &err) == ELLM_OK,
