@@ -290,9 +290,24 @@ const src_blob *src_find_blob(const src_model *m, const char *name) {
 
 /* ---- format detection ------------------------------------------------------ */
 
+static bool ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
 ellm_status src_open(const char *path, const char *tokenizer_path, src_model **out, ellm_error *err) {
     *out = NULL;
     if (ellm_path_is_dir(path)) return src_open_hf(path, out, err);
+    /* A file of a Hugging Face folder stands for its folder. */
+    if (ends_with(path, ".safetensors") || ends_with(path, "config.json") ||
+        ends_with(path, ".safetensors.index.json")) {
+        if (!ellm_path_exists(path)) return ellm_fail(err, ELLM_E_IO, "%s: file not found", path);
+        char *dir = ellm_path_dirname(path);
+        if (!dir) return ellm_fail(err, ELLM_E_NOMEM, "out of memory");
+        ellm_status s = src_open_hf(dir, out, err);
+        free(dir);
+        return s;
+    }
     int fd = open(path, O_RDONLY);
     if (fd < 0) return ellm_fail(err, ELLM_E_IO, "%s: cannot open: %s", path, strerror(errno));
     uint8_t magic[4] = {0};

@@ -196,6 +196,14 @@ static void check_tensor_round_trip(const char *tmp) {
     CHECK(memcmp(buf + g.data_offset + t[2].offset, c, sizeof c) == 0);
     for (int i = 0; i < 3; i++) CHECK(t[i].offset % 32 == 0);
 
+    /* version 2 has the same layout */
+    buf[4] = 2;
+    gguf_ctx v2;
+    CHECK_OK(gguf_parse(buf, size, path, &v2, &err), err);
+    CHECK(v2.version == 2 && v2.n_tensors == 3);
+    gguf_free(&v2);
+    buf[4] = 3;
+
     /* prefix parsing: a short prefix asks for more, the whole file parses */
     bool more = false;
     gguf_ctx g2;

@@ -206,6 +206,9 @@ static void check_single_file(void) {
     CHECK_OK(st_writer_add(w, "model.norm.weight", "F16", 2, shape, 8, &err), err);
     CHECK_OK(st_writer_write(w, mp, fill, &sd, &err), err);
     st_writer_free(w);
+    CHECK_OK(src_open(mp, NULL, &m, &err), err); /* a file of the folder opens the folder */
+    CHECK(m->n_tensors == 1 && strcmp(m->format, "hf") == 0);
+    src_close(m);
     CHECK_OK(src_open(tmpl, NULL, &m, &err), err);
     CHECK(m->n_tensors == 1 && m->tensors[0].dtype == ELLM_DTYPE_F16 && m->n_blobs == 0);
     float v[4];
