@@ -16,6 +16,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zstd.h>
 
 #include "cli.h"
@@ -89,6 +90,15 @@ static double hist_entropy_bits(const uint8_t *data, uint64_t n_symbols, int bit
         for (uint64_t i = 0; i < n_symbols; i++) hist[(data[i / 2] >> (4 * (i & 1))) & 15]++;
     }
     return ec_entropy(hist, bits == 8 ? 256 : 16) * (double)n_symbols;
+}
+
+/* CPU time of the whole process (all threads), to tell slow code from a
+ * machine busy with other work: wall time >> CPU time / threads means the
+ * threads were waiting for a core. */
+static double process_cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -335,6 +345,7 @@ int bench_decode_main(int argc, char **argv) {
 
     /* Timed decodes for 1..threads. */
     double *sps = calloc((size_t)threads + 1, sizeof *sps), *times = calloc((size_t)repeat, sizeof *times);
+    double *cpu = calloc((size_t)threads + 1, sizeof *cpu), *cpu_times = calloc((size_t)repeat, sizeof *cpu_times);
     int rc = EXIT_OK;
     for (long t = 1; t <= threads && rc == EXIT_OK; t++) {
         ellm_pool *pool = NULL;
@@ -345,11 +356,11 @@ int bench_decode_main(int argc, char **argv) {
         for (size_t i = 0; i < c.n; i++) memset(c.outs[i], 0, ec_decoded_bytes(c.views[i].bits, c.views[i].n_symbols));
         /* one untimed warm-up run, then R timed ones */
         for (long r = -1; r < repeat && rc == EXIT_OK; r++) {
-            double t0 = ellm_now();
+            double c0 = process_cpu_seconds(), t0 = ellm_now();
             ellm_status st = ellm_decode_blocks(c.views, c.names, c.outs, c.n, pool, &err);
-            double dt = ellm_now() - t0;
+            double dt = ellm_now() - t0, dc = process_cpu_seconds() - c0;
             if (st) rc = cli_report_error(&err);
-            if (r >= 0) times[r] = dt;
+            if (r >= 0) times[r] = dt, cpu_times[r] = dc;
         }
         ellm_pool_destroy(pool);
         for (size_t i = 0; i < c.n && rc == EXIT_OK; i++)
@@ -357,7 +368,10 @@ int bench_decode_main(int argc, char **argv) {
                 fprintf(stderr, "entrollm: bench decode: %s: %ld-thread decode differs from the input\n", c.names[i], t);
                 rc = EXIT_VERIFY;
             }
-        if (rc == EXIT_OK) sps[t] = (double)c.symbols / median(times, (int)repeat);
+        if (rc == EXIT_OK) {
+            sps[t] = (double)c.symbols / median(times, (int)repeat);
+            cpu[t] = median(cpu_times, (int)repeat);
+        }
     }
 
     /* Baselines on the decoded bytes, concatenated. */
@@ -387,8 +401,9 @@ int bench_decode_main(int argc, char **argv) {
         if (json) {
             json_t *runs = json_array();
             for (long t = 1; t <= threads; t++)
-                json_array_append_new(runs, json_pack("{s:i, s:f, s:f}", "threads", (int)t, "symbols_per_second", sps[t],
-                                                      "speedup", sps[t] / sps[1]));
+                json_array_append_new(runs, json_pack("{s:i, s:f, s:f, s:f, s:f}", "threads", (int)t, "symbols_per_second",
+                                                      sps[t], "speedup", sps[t] / sps[1], "cpu_seconds", cpu[t],
+                                                      "symbols_per_cpu_second", cpu[t] > 0 ? (double)c.symbols / cpu[t] : 0.0));
             json_t *root = json_pack(
                 "{s:s, s:I, s:s, s:s, s:I, s:I, s:f, s:f, s:o, s:s, s:i}", "source", have_synth ? "synthetic" : path,
                 "symbols", (json_int_t)c.symbols, "bits", bits_s, "coder", coder_s, "raw_bytes", (json_int_t)raw_bytes,
@@ -417,9 +432,10 @@ int bench_decode_main(int argc, char **argv) {
             printf("%s: %llu symbols, %s-bit, coder %s, %zu block%s, CPU features: %s\n",
                    have_synth ? "synthetic (quantized Gaussian)" : path, (unsigned long long)c.symbols, bits_s, coder_s,
                    c.n, c.n == 1 ? "" : "s", ellm_cpu_features());
-            printf("\n%8s %16s %9s\n", "threads", "Msymbols/s", "speedup");
+            printf("\n%8s %16s %9s %22s\n", "threads", "Msymbols/s", "speedup", "Msymbols/CPU-second");
             for (long t = 1; t <= threads; t++)
-                printf("%8ld %16.1f %8.2fx\n", t, sps[t] / 1e6, sps[t] / sps[1]);
+                printf("%8ld %16.1f %8.2fx %22.1f\n", t, sps[t] / 1e6, sps[t] / sps[1],
+                       cpu[t] > 0 ? (double)c.symbols / cpu[t] / 1e6 : 0.0);
             double n = (double)(c.symbols ? c.symbols : 1);
             printf("\n%-22s %14s %12s %18s\n", "", "bytes", "bits/symbol", "decode Msym/s (1T)");
             printf("%-22s %14llu %12.4f\n", "plain integers", (unsigned long long)raw_bytes, 8.0 * (double)raw_bytes / n);
@@ -432,10 +448,12 @@ int bench_decode_main(int argc, char **argv) {
             if (xz.ok)
                 printf("%-22s %14llu %12.4f %18.1f\n", "xz -9", (unsigned long long)xz.bytes, 8.0 * (double)xz.bytes / n,
                        n / xz.decode_seconds / 1e6);
-            printf("\n(median of %ld runs; coded size includes the block header, table and segment offsets)\n", repeat);
+            printf("\n(median of %ld runs after one warm-up; Msymbols/CPU-second counts the CPU time of all\n"
+                   " threads, so it stays meaningful when other processes share the cores; coded size\n"
+                   " includes every block's header, table and segment offsets)\n", repeat);
         }
     }
-    free(sps), free(times);
+    free(sps), free(times), free(cpu), free(cpu_times);
     corpus_free(&c);
     ellm_file_close(f);
     return rc;
