@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# test_cli.sh - the entrollm program as a user meets it: compress / info /
+# verify / decompress on the real stories260K model, --help on every command,
+# --json output, exit codes, and bad input of every kind leaving no partial
+# output file. Usage: test_cli.sh PATH/TO/entrollm   (ELLM_DATA_DIR must be set)
+set -u
+BIN=${1:?usage: test_cli.sh ENTROLLM_BINARY}
+DATA=${ELLM_DATA_DIR:-}
+if [ -z "$DATA" ] || [ ! -f "$DATA/stories260K/stories260K.bin" ]; then
+  echo "test_cli: reference data not found (ELLM_DATA_DIR=$DATA): ../shared/data is required" >&2
+  exit 1
+fi
+command -v jq >/dev/null || { echo "test_cli: jq is required (scripts/install-deps.sh installs it)" >&2; exit 1; }
+export ELLM_NO_PROGRESS=1
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+MODEL=$DATA/stories260K/stories260K.bin
+pass=0 fail=0
+ok()   { pass=$((pass + 1)); }
+bad()  { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+# expect CODE CMD...: runs CMD, checks its exit code
+expect() {
+  local want=$1; shift
+  "$@" >"$T/out" 2>"$T/err"
+  local got=$?
+  if [ "$got" = "$want" ]; then ok; else bad "exit $got (want $want): $* :: $(head -c 300 "$T/err")"; fi
+}
+# expect_msg CODE PATTERN CMD...: exit code and a stderr message matching PATTERN
+expect_msg() {
+  local want=$1 pat=$2; shift 2
+  expect "$want" "$@"
+  grep -qiE "$pat" "$T/err" && ok || bad "message /$pat/ not in: $(head -c 300 "$T/err") ($*)"
+}
+
+# --help on every command, exit 0, text on stdout
+for c in compress info verify decompress bench demo; do
+  expect 0 "$BIN" "$c" --help
+  grep -q "Usage" "$T/out" && ok || bad "$c --help prints no usage"
+done
+expect 0 "$BIN" --help
+expect 2 "$BIN" no-such-command
+
+# compress: every bits x granularity x coder combination round-trips through verify
+for bits in 8 4; do
+  for gran in tensor row group:64; do
+    for coder in huffman rans raw; do
+      out="$T/m-$bits-${gran/:/}-$coder.ellm"
+      expect 0 "$BIN" compress "$MODEL" -o "$out" --bits "$bits" --granularity "$gran" --coder "$coder" -q
+      expect 0 "$BIN" verify "$out"
+    done
+  done
+done
+
+# --json: one object with the documented keys
+expect 0 "$BIN" compress "$MODEL" -o "$T/s8.ellm" --json
+jq -e '.params == 260032 and .file_bytes > 0 and .payload_bytes > 0 and (.entropy_bits_per_weight|type)=="number"
+       and .coded_bits_per_weight >= .entropy_bits_per_weight and .effective_bits_per_weight > .coded_bits_per_weight
+       and (.tensors|length) == 47 and (.tensors[0]|has("name") and has("shape") and has("scheme") and has("bits")
+       and has("entropy_bits") and has("coded_bits_per_weight"))' "$T/out" >/dev/null && ok || bad "compress --json keys"
+jq -e '[.tensors[] | select(.name|test("norm")) | .scheme] | all(. == "unsigned")' "$T/out" >/dev/null \
+  && ok || bad "auto scheme: norm weights (all positive) must be unsigned"
+jq -e '[.tensors[] | select(.name|test("wq")) | .scheme] | all(. == "asymmetric")' "$T/out" >/dev/null \
+  && ok || bad "auto scheme: mixed-sign tensors must be asymmetric"
+expect 0 "$BIN" info "$T/s8.ellm" --json
+jq -e '.params == 260032 and (.tensors|length) == 47 and .metadata.config.hidden_size == 64
+       and (.blobs|map(.name)|index("tokenizer.bin")) != null' "$T/out" >/dev/null && ok || bad "info --json"
+expect 0 "$BIN" info "$T/s8.ellm"
+grep -q "tok_embeddings.weight" "$T/out" && ok || bad "info lists tensors"
+
+# --keep norms keeps them in float and says so
+expect 0 "$BIN" compress "$MODEL" -o "$T/keep.ellm" --keep norms --json
+jq -e '[.tensors[] | select(.name|test("norm"))] | all(.bits == 32 and .kept == "--keep norms")' "$T/out" >/dev/null \
+  && ok || bad "--keep norms"
+
+# decompress: integers and dequantized floats
+expect 0 "$BIN" decompress "$T/s8.ellm" -o "$T/ints.safetensors"
+expect 0 "$BIN" decompress "$T/s8.ellm" -o "$T/f16.safetensors" --dequantize f16
+[ -s "$T/ints.safetensors" ] && [ -s "$T/f16.safetensors" ] && ok || bad "decompress outputs"
+
+# verify catches a flipped bit in a payload (exit 3) and names the tensor
+cp "$T/s8.ellm" "$T/flip.ellm"
+off=$(( $(stat -c %s "$T/flip.ellm") / 2 ))
+printf '\x5a' | dd of="$T/flip.ellm" bs=1 seek="$off" conv=notrunc 2>/dev/null
+expect_msg 3 "checksum|corrupt" "$BIN" verify "$T/flip.ellm"
+# truncated file
+head -c 5000 "$T/s8.ellm" >"$T/trunc.ellm"
+expect_msg 3 "truncated|outside|short" "$BIN" verify "$T/trunc.ellm"
+# not an .ellm file
+expect_msg 3 "magic" "$BIN" verify "$MODEL"
+expect_msg 1 "cannot open|No such" "$BIN" info "$T/missing.ellm"
+
+# bad flags: usage errors (exit 2) and no output file
+for args in "--bits 5" "--bits x" "--scheme weird" "--granularity group:3" "--granularity cols" \
+            "--coder zip" "--segment 7" "--threads 0" "--keep everything" "--frobnicate"; do
+  # shellcheck disable=SC2086
+  expect 2 "$BIN" compress "$MODEL" -o "$T/flag.ellm" $args
+  [ ! -e "$T/flag.ellm" ] && ok || bad "output written despite bad flag $args"
+done
+expect 2 "$BIN" compress "$MODEL"
+expect 2 "$BIN" verify
+
+# bad models: messages name the file; no partial output left behind
+head -c 1000 "$MODEL" >"$T/trunc.bin"
+expect_msg 1 "trunc\\.bin" "$BIN" compress "$T/trunc.bin" -o "$T/out.ellm"
+printf 'GGUF\x03\x00\x00\x00garbage' >"$T/bad.gguf"
+expect_msg 1 "bad\\.gguf" "$BIN" compress "$T/bad.gguf" -o "$T/out.ellm"
+mkdir -p "$T/hf"
+echo '{"model_type": "llama"' >"$T/hf/config.json"
+expect_msg 1 "config\\.json" "$BIN" compress "$T/hf" -o "$T/out.ellm"
+ls "$T" | grep -q '^out\.ellm' && bad "partial output file left behind" || ok
+ls "$T" | grep -q 'tmp' && bad "temporary file left behind: $(ls "$T" | grep tmp)" || ok
+
+echo "test_cli: $pass passed, $fail failed"
+[ "$fail" = 0 ]
