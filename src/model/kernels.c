@@ -291,6 +291,72 @@ static float blocks_u4_avx2(const uint8_t *p, const int8_t *x8i, const float *dx
     }
     return hsum256(_mm256_add_ps(a0, a1));
 }
+
+/* Four tokens against one row: the same sums as blocks_*_avx2 for each token
+ * (same accumulators, same order, so results are bit-identical), with the
+ * weight blocks loaded and prepared once for the four. */
+static void blocks_u8_avx2_x4(const uint8_t *q, const int8_t *const x8[4], const float *const dx[4], int64_t nb,
+                              float out[4]) {
+    const __m256i bias = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+    __m256 a0[4], a1[4];
+    for (int t = 0; t < 4; t++) a0[t] = a1[t] = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + b * 32)), bias);
+        __m256i w1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + b * 32 + 32)), bias);
+        __m256i aw0 = _mm256_abs_epi8(w0), aw1 = _mm256_abs_epi8(w1);
+        for (int t = 0; t < 4; t++) {
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(x8[t] + b * 32));
+            __m256i x1 = _mm256_loadu_si256((const __m256i *)(x8[t] + b * 32 + 32));
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw0, _mm256_sign_epi8(x0, w0)), ones);
+            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw1, _mm256_sign_epi8(x1, w1)), ones);
+            a0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dx[t][b]), a0[t]);
+            a1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dx[t][b + 1]), a1[t]);
+        }
+    }
+    for (; b < nb; b++) {
+        __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + b * 32)), bias);
+        __m256i aw0 = _mm256_abs_epi8(w0);
+        for (int t = 0; t < 4; t++) {
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(x8[t] + b * 32));
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw0, _mm256_sign_epi8(x0, w0)), ones);
+            a0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dx[t][b]), a0[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++) out[t] = hsum256(_mm256_add_ps(a0[t], a1[t]));
+}
+
+static void blocks_u4_avx2_x4(const uint8_t *p, const int8_t *const x8i[4], const float *const dx[4], int64_t nb,
+                              float out[4]) {
+    const __m256i m = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    __m256 a0[4], a1[4];
+    for (int t = 0; t < 4; t++) a0[t] = a1[t] = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        __m256i raw = _mm256_loadu_si256((const __m256i *)(p + b * 16));
+        __m256i lo = _mm256_and_si256(raw, m), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m);
+        __m256i c0 = _mm256_permute2x128_si256(lo, hi, 0x20), c1 = _mm256_permute2x128_si256(lo, hi, 0x31);
+        for (int t = 0; t < 4; t++) {
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(x8i[t] + b * 32));
+            __m256i x1 = _mm256_loadu_si256((const __m256i *)(x8i[t] + b * 32 + 32));
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(c0, x0), ones);
+            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(c1, x1), ones);
+            a0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dx[t][b]), a0[t]);
+            a1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dx[t][b + 1]), a1[t]);
+        }
+    }
+    for (; b < nb; b++) {
+        const __m128i m128 = _mm_set1_epi8(15);
+        __m128i raw = _mm_loadu_si128((const __m128i *)(p + b * 16));
+        __m256i c0 = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m128), _mm_and_si128(raw, m128));
+        for (int t = 0; t < 4; t++) {
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(x8i[t] + b * 32));
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(c0, x0), ones);
+            a0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dx[t][b]), a0[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++) out[t] = hsum256(_mm256_add_ps(a0[t], a1[t]));
+}
 #endif
 
 /* ---- dispatch ------------------------------------------------------------- */
@@ -491,12 +557,48 @@ static void matvec_task(void *ctx, int64_t task, int thread) {
     for (int64_t r = r0; r < r1; r++) j->y[r] = row_dot(j->w, j->row0 + r, j->in, j->x, j->k->force_scalar);
 }
 
+/* Rows [r0, r1) for tokens t..t+3 when a row is one quantization group
+ * (per-tensor and per-row scales): each weight block is prepared once for
+ * four tokens. Returns 0 when this shape needs the general path. */
+static int rows_x4(const mm_job *j, int64_t r0, int64_t r1, int t) {
+#if ELLM_KERN_AVX2
+    const ellm_qtensor *w = j->w;
+    const ellm_qacts *qa = &j->k->qa;
+    const int64_t in = j->in, nbr = in / ELLM_QBLOCK;
+    const uint64_t G = w->qp.group_size;
+    if (j->k->force_scalar || (G % (uint64_t)in != 0 && G != (uint64_t)in)) return 0;
+    const int8_t *xs[4];
+    const float *dx[4];
+    for (int i = 0; i < 4; i++) {
+        xs[i] = (w->bits == 8 ? qa->x8 : qa->x8i) + (size_t)(t + i) * (size_t)in;
+        dx[i] = qa->dx + (size_t)(t + i) * (size_t)nbr;
+    }
+    const int bias = w->bits == 8 ? 128 : 0;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint64_t e = (uint64_t)(j->row0 + r) * (uint64_t)in, g = e / G;
+        float d[4];
+        if (w->bits == 8) blocks_u8_avx2_x4(w->data + e, xs, dx, nbr, d);
+        else blocks_u4_avx2_x4(w->data + e / 2, xs, dx, nbr, d);
+        const float s = w->qp.scales[g], c = (float)(bias - (int)w->qp.zeros[g]);
+        for (int i = 0; i < 4; i++)
+            j->y[(size_t)(t + i) * (size_t)j->y_stride + (size_t)r] = s * (d[i] + c * qa->xsum[t + i]);
+    }
+    return 1;
+#else
+    (void)j, (void)r0, (void)r1, (void)t;
+    return 0;
+#endif
+}
+
 /* Integer path, any number of tokens: 8 rows stay in cache for all tokens. */
 static void int_task(void *ctx, int64_t task, int thread) {
     (void)thread;
     const mm_job *j = ctx;
     int64_t r0 = task * MM_ROWS, r1 = ELLM_MIN(r0 + MM_ROWS, j->n_rows);
-    for (int t = 0; t < j->n_tok; t++) {
+    int t = 0;
+    for (; t + 4 <= j->n_tok; t += 4)
+        if (!rows_x4(j, r0, r1, t)) break;
+    for (; t < j->n_tok; t++) {
         float *yt = j->y + (size_t)t * (size_t)j->y_stride;
         for (int64_t r = r0; r < r1; r++)
             yt[r] = row_dot_int(j->w, j->row0 + r, j->in, &j->k->qa, t, j->k->force_scalar);

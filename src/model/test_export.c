@@ -68,6 +68,7 @@ int main(void) {
     float *lh = all_logits(mh, ids, N_POS);
     double dh = max_diff(lr, lh, n);
     CHECK(dh < 1e-4, "HF export: logits differ by %g", dh);
+    free(lh);
     ellm_model_free(mh);
 
     /* The same weights run with the interleaved pairing are a different
