@@ -12,6 +12,7 @@
 #include "common/pool.h"
 #include "container/container.h"
 #include "entropy/entropy.h"
+#include "formats/safetensors.h"
 #include "quant/quant.h"
 
 static int failures;
@@ -233,6 +234,63 @@ static void test_corruption(void) {
     free(orig);
 }
 
+/* decompress writes exactly the decoded integers / dequantized values. */
+static void test_decompress(const char *ellm_path) {
+    ellm_file *f;
+    ellm_error err = {0};
+    if (ellm_file_open(ellm_path, &f, &err)) {
+        CHECK(0, "open: %s", err.message);
+        return;
+    }
+    char out[300];
+    snprintf(out, sizeof out, "%s.safetensors", ellm_path);
+    ellm_qtensor *q = calloc(f->n_tensors, sizeof *q);
+    CHECK(ellm_file_load_tensors(f, NULL, 0, NULL, 0, q, NULL, &err) == ELLM_OK, "load: %s", err.message);
+    for (int mode = 0; mode < 3; mode++) {
+        ellm_export_dtype dt = mode == 0 ? ELLM_EXPORT_INTEGERS : mode == 1 ? ELLM_EXPORT_F32 : ELLM_EXPORT_F16;
+        CHECK(ellm_file_decompress(f, out, dt, 2, &err) == ELLM_OK, "decompress: %s", err.message);
+        st_file st;
+        if (st_parse_file(out, &st, &err) != ELLM_OK) {
+            CHECK(0, "parse decompressed: %s", err.message);
+            continue;
+        }
+        uint8_t *bytes;
+        size_t size;
+        ellm_read_file(out, &bytes, &size, &err);
+        size_t checked = 0;
+        for (size_t i = 0; i < st.n_tensors; i++) {
+            long k = ellm_file_find(f, st.tensors[i].name);
+            if (k < 0) continue; /* .scales / .zeros checked through the values */
+            const ellm_qtensor *t = &q[k];
+            const uint8_t *d = bytes + st.tensors[i].begin;
+            for (uint64_t e = 0; e < t->n; e++) {
+                float want = ellm_qtensor_get(t, e), got;
+                if (mode == 0 && t->bits != 32) {
+                    uint8_t code = t->bits == 8 ? t->data[e] : (t->data[e / 2] >> (4 * (e & 1))) & 15;
+                    if (d[e] != code) { CHECK(0, "%s[%llu]: integer differs", t->name, (unsigned long long)e); break; }
+                    continue;
+                }
+                if (mode == 2) {
+                    got = ellm_f16_to_f32(ellm_le16(d + 2 * e));
+                    want = ellm_f16_to_f32(ellm_f32_to_f16(want));
+                } else {
+                    uint32_t b = ellm_le32(d + 4 * e);
+                    memcpy(&got, &b, 4);
+                }
+                if (got != want) { CHECK(0, "%s[%llu]: %g != %g", t->name, (unsigned long long)e, got, want); break; }
+            }
+            checked++;
+        }
+        CHECK(checked == f->n_tensors, "every tensor present (%zu of %zu)", checked, f->n_tensors);
+        free(bytes);
+        st_free(&st);
+    }
+    for (size_t i = 0; i < f->n_tensors; i++) ellm_qtensor_free(&q[i]);
+    free(q);
+    ellm_file_close(f);
+    unlink(out);
+}
+
 static void test_stories(void) {
     const char *data = getenv("ELLM_DATA_DIR");
     if (!data || !ellm_path_is_dir(data)) {
@@ -265,6 +323,7 @@ static void test_stories(void) {
         CHECK(ellm_file_verify(f, 2, &err) == ELLM_OK, "verify: %s", err.message);
         CHECK(ellm_file_blob(f, "tokenizer.bin") != NULL, "the tokenizer travels in the file");
         ellm_file_close(f);
+        test_decompress(tmp_path);
         ellm_compress_report_free(r);
     }
     /* The output of a failed compression does not exist. */
