@@ -405,8 +405,9 @@ int bench_decode_main(int argc, char **argv) {
                                                       sps[t], "speedup", sps[t] / sps[1], "cpu_seconds", cpu[t],
                                                       "symbols_per_cpu_second", cpu[t] > 0 ? (double)c.symbols / cpu[t] : 0.0));
             json_t *root = json_pack(
-                "{s:s, s:I, s:s, s:s, s:I, s:I, s:f, s:f, s:o, s:s, s:i}", "source", have_synth ? "synthetic" : path,
-                "symbols", (json_int_t)c.symbols, "bits", bits_s, "coder", coder_s, "raw_bytes", (json_int_t)raw_bytes,
+                "{s:s, s:I, s:o, s:s, s:I, s:I, s:f, s:f, s:o, s:s, s:i}", "source", have_synth ? "synthetic" : path,
+                "symbols", (json_int_t)c.symbols, "bits", c.bits == 8 || c.bits == 4 ? json_integer(c.bits) : json_null(),
+                "coder", coder_s, "raw_bytes", (json_int_t)raw_bytes,
                 "coded_bytes", (json_int_t)c.coded_bytes, "entropy_bits", c.symbols ? c.entropy_bits / (double)c.symbols : 0.0,
                 "entropy_bytes", entropy_bytes, "runs", runs, "cpu_features", ellm_cpu_features(), "repeat", (int)repeat);
             if (have_synth) json_object_set_new(root, "segment_symbols", json_integer(c.views[0].segment_symbols));
