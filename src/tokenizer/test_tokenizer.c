@@ -15,6 +15,7 @@
 
 #include "container/container.h"
 #include "tokenizer/test_tok_util.h"
+#include "tokenizer/tok_internal.h"
 
 static int32_t *enc(const ellm_tokenizer *t, const char *s, size_t len, int bos, int special, size_t *n) {
     int32_t *ids;
@@ -291,6 +292,49 @@ static void small_tokenizer_json(void) {
     ellm_tokenizer_free(t);
 }
 
+/* Llama 3 style: Split(Regex) + ByteLevel(use_regex false), ignore_merges,
+ * BOS from a Sequence post-processor. With ignore_merges a word in the
+ * vocabulary is one token even when no merge leads to it. */
+static void llama3_style_json(void) {
+    static const char j[] =
+        "{\"added_tokens\": [{\"id\": 9, \"content\": \"<|begin_of_text|>\", \"special\": true}],"
+        " \"normalizer\": null,"
+        " \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\":"
+        " {\"Regex\": \"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"},"
+        " \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", \"add_prefix_space\": false,"
+        " \"use_regex\": false}]},"
+        " \"post_processor\": {\"type\": \"Sequence\", \"processors\": [{\"type\": \"ByteLevel\"},"
+        " {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<|begin_of_text|>\","
+        " \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}]}]},"
+        " \"decoder\": {\"type\": \"ByteLevel\"},"
+        " \"model\": {\"type\": \"BPE\", \"ignore_merges\": true, \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2,"
+        " \"\u0120\": 3, \"\u0120abba\": 4, \"1\": 5, \"2\": 6, \"3\": 7, \"123\": 8, \"'\": 10, \"s\": 11, \"'S\": 12},"
+        " \"merges\": [\"a b\"]}}";
+    ellm_tokenizer *t;
+    ellm_error err;
+    CHECK(ellm_tokenizer_from_hf_json((const uint8_t *)j, strlen(j), "llama3-style", &t, &err) == ELLM_OK, "%s",
+          err.message);
+    if (g_failures) return;
+    size_t n;
+    /* "ab abba 1231'S": ab | Ġabba (whole word, no merge path) | 123 | 1 | 'S */
+    int32_t *ids = enc(t, "ab abba 1231'S", 14, ellm_tokenizer_add_bos_default(t), 0, &n);
+    int32_t want[] = {9, 2, 4, 3, 8, 5, 12};
+    CHECK(n == ELLM_ARRAY_LEN(want) && !memcmp(ids, want, sizeof want), "llama3-style tokenizer.json");
+    if (n != ELLM_ARRAY_LEN(want)) print_ids("got", ids, n);
+    free(ids);
+    /* GPT-2's byte map: every byte to a distinct code point and back */
+    int ok = 1;
+    for (int b = 0; b < 256; b++) {
+        uint32_t cp = tok_byte_to_cp((uint8_t)b);
+        ok &= tok_cp_to_byte(cp) == b && cp < 324;
+        for (int c = 0; c < b; c++) ok &= tok_byte_to_cp((uint8_t)c) != cp;
+    }
+    CHECK(ok, "byte <-> code point map is a bijection");
+    CHECK(tok_byte_to_cp(' ') == 0x120 && tok_byte_to_cp('\n') == 0x10A && tok_byte_to_cp(0xAD) == 0x143, "byte map");
+    ellm_tokenizer_free(t);
+    printf("Llama-3-style tokenizer.json (Split regex, ignore_merges, Sequence post-processor): checked\n");
+}
+
 /* Every prefix of the file (at a few dozen lengths) and byte flips must give
  * OK or an error with a message, never a crash (ASan runs this in CI). */
 static void corrupt(const char *rel, loader_fn fn) {
@@ -368,6 +412,7 @@ int main(void) {
     lossless();
     specials();
     small_tokenizer_json();
+    llama3_style_json();
     ellm_blob();
     bad_inputs();
     if (g_failures) {

@@ -80,6 +80,7 @@ struct ellm_tokenizer {
     pcre2_code *re[TOK_MAX_REGEX];
     int n_re;
     int bpe_add_prefix_space;
+    int ignore_merges;    /* HF BPE ignore_merges (Llama 3): a word in the vocabulary is one token */
     char *pre_name;
 
     /* Tokens matched as a whole before the model: per first byte, ids sorted

@@ -471,8 +471,14 @@ static ellm_status build_hf_json(const uint8_t *data, size_t size, const char *w
         st = err ? err->code : ELLM_E_NOMEM;
         goto done;
     }
+    if (jstr(model, "continuing_subword_prefix") || jstr(model, "end_of_word_suffix")) {
+        st = ellm_fail(err, ELLM_E_UNSUPPORTED, "%s: BPE with continuing_subword_prefix/end_of_word_suffix is not supported",
+                       what);
+        goto done;
+    }
     t->use_pair_ranks = 1;
     t->byte_fallback = jbool(model, "byte_fallback", 0);
+    t->ignore_merges = jbool(model, "ignore_merges", 0);
     const char *unk = jstr(model, "unk_token");
     json_object_foreach((json_t *)vocab, key, val) {
         int32_t id = (int32_t)json_integer_value(val);
@@ -513,8 +519,17 @@ static ellm_status build_hf_json(const uint8_t *data, size_t size, const char *w
             t->add_dummy_prefix = strcmp(pre.prepend_scheme, "never") != 0;
         }
     }
-    /* BOS from the post-processor template ("<s> $A") */
+    /* BOS from the post-processor template ("<s> $A"), alone or in a Sequence */
     const json_t *pp = json_object_get(root, "post_processor");
+    const char *pptype = jstr(pp, "type");
+    if (pptype && !strcmp(pptype, "Sequence")) {
+        const json_t *x, *tp = NULL;
+        json_array_foreach(json_object_get(pp, "processors"), i, x) {
+            const char *ty = jstr(x, "type");
+            if (ty && !strcmp(ty, "TemplateProcessing")) tp = x;
+        }
+        pp = tp;
+    }
     const json_t *single = json_object_get(pp, "single");
     if (json_is_array(single) && json_array_size(single) > 0) {
         const json_t *first = json_object_get(json_array_get(single, 0), "SpecialToken");

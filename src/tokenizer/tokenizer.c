@@ -75,10 +75,10 @@ static int byte_is_printable(unsigned b) {
 
 uint32_t tok_byte_to_cp(uint8_t b) {
     if (byte_is_printable(b)) return b;
-    unsigned n = 0;
-    for (unsigned x = 0; x < b; x++)
-        if (!byte_is_printable(x)) n++;
-    return 256 + n;
+    /* the non-printable bytes, in order: 0x00-0x20 (33), 0x7F-0xA0 (34), 0xAD */
+    if (b <= 0x20) return 256u + b;
+    if (b >= 0x7F && b <= 0xA0) return 256u + 33u + (b - 0x7Fu);
+    return 256u + 67u; /* 0xAD */
 }
 
 int tok_cp_to_byte(uint32_t cp) {
@@ -967,6 +967,13 @@ static ellm_status llama2c_fragment(tok_work *w, const char *s, size_t n, int pr
 
 static ellm_status bpe_word_uncached(tok_work *w, const char *s, size_t n) {
     const ellm_tokenizer *t = w->t;
+    if (t->ignore_merges && n <= 256) {
+        char u[512];
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) m += tok_utf8_encode(tok_byte_to_cp((uint8_t)s[i]), u + m);
+        int32_t id = strmap_find(t, u, m);
+        if (id >= 0 && t->types[id] == ELLM_TOKT_NORMAL) return push_id(w, id);
+    }
     if (!syms_reserve(w, n + 1)) return oom(w);
     for (size_t i = 0; i < n; i++) sym_init(&w->syms[i], (int32_t)i, (uint32_t)i, 1, t->byte_tok[(uint8_t)s[i]], 0);
     w->syms[n - 1].next = -1;
