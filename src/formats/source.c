@@ -241,6 +241,33 @@ void src_f16_to_f32(const uint16_t *in, float *out, size_t n) {
 #endif
 }
 
+void src_f32_to_f16_scalar(const float *in, uint16_t *out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = ellm_f32_to_f16(in[i]);
+}
+
+void src_f32_to_f16(const float *in, uint16_t *out, size_t n) {
+#ifdef SRC_F16C
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+    src_f32_to_f16_scalar(in + i, out + i, n - i);
+#else
+    src_f32_to_f16_scalar(in, out, n);
+#endif
+}
+
+/* Same rounding as ellm_f32_to_bf16 (nearest even, NaN kept quiet), written
+ * without calls so that the compiler vectorises it. */
+void src_f32_to_bf16(const float *in, uint16_t *out, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t x;
+        memcpy(&x, &in[i], 4);
+        uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1)) >> 16;
+        uint32_t nan = (x >> 16) | 0x40u;
+        out[i] = (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
+    }
+}
+
 /* bfloat16 is the top half of a float32: the loop vectorises as is. */
 void src_bf16_to_f32(const uint16_t *in, float *out, size_t n) {
     for (size_t i = 0; i < n; i++) {

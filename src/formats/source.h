@@ -92,6 +92,11 @@ ellm_status src_read_f32(src_model *m, size_t index, float *out, ellm_error *err
 void src_f16_to_f32(const uint16_t *in, float *out, size_t n);
 void src_f16_to_f32_scalar(const uint16_t *in, float *out, size_t n);
 void src_bf16_to_f32(const uint16_t *in, float *out, size_t n);
+/* Narrowing, round to nearest even: F16C when available, else the scalar
+ * twin (ellm_f32_to_f16); bf16 identical to ellm_f32_to_bf16. */
+void src_f32_to_f16(const float *in, uint16_t *out, size_t n);
+void src_f32_to_f16_scalar(const float *in, uint16_t *out, size_t n);
+void src_f32_to_bf16(const float *in, uint16_t *out, size_t n);
 
 /* Finds a tensor by name; -1 if absent. */
 long src_find(const src_model *m, const char *name);

@@ -15,6 +15,7 @@
 #include "common/common.h"
 #include "common/pool.h"
 #include "formats/safetensors.h"
+#include "formats/source.h"
 
 /* ---- built-in configs ---------------------------------------------------- */
 
@@ -214,15 +215,6 @@ static uint64_t fnv1a(const char *s) {
     return h;
 }
 
-static void store(void *dst, uint64_t i, float v, syn_dtype dt) {
-    if (dt == SYN_F32) {
-        memcpy((uint8_t *)dst + 4 * i, &v, 4);
-    } else {
-        uint16_t h = dt == SYN_F16 ? ellm_f32_to_f16(v) : ellm_f32_to_bf16(v);
-        memcpy((uint8_t *)dst + 2 * i, &h, 2);
-    }
-}
-
 /* Values are generated in blocks of SYN_BLOCK elements, each from its own
  * stream seeded by (seed, tensor name, block index): the output does not
  * depend on the thread count, and a tensor does not depend on which other
@@ -241,19 +233,27 @@ static void gen_block(void *ctx, int64_t task, int thread) {
     (void)thread;
     const block_job *j = ctx;
     const int64_t block = j->first_block + task;
-    uint64_t begin = (uint64_t)block * SYN_BLOCK, end = ELLM_MIN(begin + SYN_BLOCK, j->n);
+    const uint64_t begin = (uint64_t)block * SYN_BLOCK, end = ELLM_MIN(begin + SYN_BLOCK, j->n);
     ellm_rng rng;
     ellm_rng_seed(&rng, j->tensor_seed + 0x9e3779b97f4a7c15ull * (uint64_t)(block + 1));
     const float sigma = 0.02f, base = j->t->init == INIT_NORM_WEIGHT ? 1.0f : 0.0f;
-    for (uint64_t i = begin; i < end; i += 2) {
-        /* Box-Muller on two 24-bit uniforms from one draw, both outputs
-         * used; u1 is in (0, 1] so the log is finite. */
-        uint64_t r = ellm_rng_next(&rng);
-        float u1 = ((float)(uint32_t)(r >> 40) + 1.0f) * 0x1.0p-24f;
-        float u2 = (float)(uint32_t)(r & 0xffffff) * 0x1.0p-24f;
-        float rad = sigma * sqrtf(-2.0f * logf(u1)), a = 6.2831853f * u2;
-        store(j->dst, i, base + rad * cosf(a), j->dtype);
-        if (i + 1 < end) store(j->dst, i + 1, base + rad * sinf(a), j->dtype);
+    enum { SUB = 4096 }; /* even, so Box-Muller pairs never straddle */
+    float vals[SUB];
+    for (uint64_t at = begin; at < end; at += SUB) {
+        const size_t n = (size_t)ELLM_MIN((uint64_t)SUB, end - at);
+        for (size_t i = 0; i < n; i += 2) {
+            /* Box-Muller on two 24-bit uniforms from one draw, both outputs
+             * used; u1 is in (0, 1] so the log is finite. */
+            uint64_t r = ellm_rng_next(&rng);
+            float u1 = ((float)(uint32_t)(r >> 40) + 1.0f) * 0x1.0p-24f;
+            float u2 = (float)(uint32_t)(r & 0xffffff) * 0x1.0p-24f;
+            float rad = sigma * sqrtf(-2.0f * logf(u1)), a = 6.2831853f * u2;
+            vals[i] = base + rad * cosf(a);
+            if (i + 1 < n) vals[i + 1] = base + rad * sinf(a);
+        }
+        if (j->dtype == SYN_F32) memcpy((float *)j->dst + at, vals, n * 4);
+        else if (j->dtype == SYN_F16) src_f32_to_f16(vals, (uint16_t *)j->dst + at, n);
+        else src_f32_to_bf16(vals, (uint16_t *)j->dst + at, n);
     }
 }
 

@@ -57,6 +57,31 @@ static void check_conversions(void) {
         float e = ellm_bf16_to_f32(h[i]);
         CHECK(memcmp(&a[i], &e, 4) == 0);
     }
+    /* narrowing: every float32 bit pattern with a 16-bit stride in its low
+     * half plus random ones (ties, subnormals, overflow, infinities, NaNs) */
+    enum { N = 1 << 20 };
+    float *f = malloc(N * 4);
+    uint16_t *x = malloc(N * 2), *y = malloc(N * 2);
+    ellm_rng rng;
+    ellm_rng_seed(&rng, 5);
+    for (uint32_t i = 0; i < N; i++) {
+        uint32_t bits = i < 65536 ? (i << 16) | (i & 0x1fff) | 0x1000 : (uint32_t)ellm_rng_next(&rng);
+        memcpy(&f[i], &bits, 4);
+    }
+    src_f32_to_f16(f, x, N - 3);
+    src_f32_to_f16_scalar(f, y, N - 3);
+    for (uint32_t i = 0; i < N - 3; i++) {
+        if (isnan(f[i])) CHECK((x[i] & 0x7c00) == 0x7c00 && (x[i] & 0x3ff));
+        else if (x[i] != y[i]) {
+            fprintf(stderr, "f16 of %a: %04x vs %04x\n", (double)f[i], x[i], y[i]);
+            CHECK(0);
+        }
+    }
+    src_f32_to_bf16(f, x, N);
+    for (uint32_t i = 0; i < N; i++) CHECK(x[i] == ellm_f32_to_bf16(f[i]));
+    free(f);
+    free(x);
+    free(y);
     free(h);
     free(a);
     free(b);
