@@ -61,7 +61,7 @@ typedef struct measure {
     char error[512];
     double load_s, decode_s, prefill_tps, gen_tps, ms_per_token;
     uint64_t weight_bytes, peak_rss;
-    int weight_bits;
+    int weight_bits, generated;
 } measure;
 
 static double median(double *v, int n) {
@@ -93,6 +93,7 @@ static void run_config(const char *path, int threads, int n_prompt, int n_gen, i
     r->decode_s = info.decode_seconds;
     r->weight_bytes = info.weight_bytes;
     r->weight_bits = info.weight_bits;
+    r->generated = info.generated_weights;
     if (info.max_ctx < n_prompt + n_gen + 1) {
         snprintf(r->error, sizeof r->error, "the model's context (%d) is shorter than %d tokens", info.max_ctx,
                  n_prompt + n_gen + 1);
@@ -290,6 +291,7 @@ int bench_generate_main(int argc, char **argv) {
         }
 
     const int tl = n_tc - 1; /* the largest thread count */
+    generated = generated || res[0][0].generated;
     double s8 = n_vars == 3 ? res[1][tl].gen_tps / res[0][tl].gen_tps : 0;
     double s4 = n_vars == 3 ? res[2][tl].gen_tps / res[0][tl].gen_tps : 0;
     if (json) {
@@ -306,7 +308,7 @@ int bench_generate_main(int argc, char **argv) {
                                     r->gen_tps, "ms_per_token", r->ms_per_token));
             }
         json_t *o = json_pack("{s:s, s:b, s:s, s:i, s:i, s:i, s:o}", "model",
-                              generated ? "SmolLM-135M shape (built-in config)" : model, "weights_generated",
+                              model ? model : "SmolLM-135M shape (built-in config)", "weights_generated",
                               generated, "cpu_features", ellm_cpu_features(), "prompt_tokens", (int)n_prompt,
                               "generated_tokens", (int)n_gen, "repeats", (int)repeats, "rows", rows);
         if (n_vars == 3) {
@@ -319,7 +321,8 @@ int bench_generate_main(int argc, char **argv) {
         free(text);
         json_decref(o);
     } else {
-        printf("bench generate: %s\n", generated ? "SmolLM-135M shape, GENERATED weights (not trained)" : model);
+        if (!model) printf("bench generate: SmolLM-135M shape, GENERATED weights (not trained)\n");
+        else printf("bench generate: %s%s\n", model, generated ? " (GENERATED weights, not trained)" : "");
         printf("prompt %ld tokens, %ld generated tokens, median of %ld runs; CPU features: %s\n\n", n_prompt, n_gen,
                repeats, ellm_cpu_features());
         printf("%-7s %4s %7s %8s %9s %11s %9s %13s %11s %9s\n", "weights", "bits", "threads", "load s", "decode s",
