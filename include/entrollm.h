@@ -139,6 +139,7 @@ typedef struct ellm_compress_report {
     size_t n_tensors;
     ellm_tensor_report *tensors;
     double seconds;
+    int weights_generated;      /* the source says its weights were generated, not trained */
 } ellm_compress_report;
 
 ellm_status ellm_compress(const char *source_path, const char *out_path,

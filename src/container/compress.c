@@ -58,7 +58,7 @@ static const char *granularity_name(ellm_granularity g) {
 }
 
 /* The metadata JSON: source, config, quantization choices. */
-static char *build_metadata(const src_model *src, const ellm_compress_options *o, ellm_error *err) {
+static char *build_metadata(const src_model *src, const ellm_compress_options *o, int *generated, ellm_error *err) {
     json_error_t jerr;
     json_t *config = json_loads(src->config_json ? src->config_json : "{}", 0, &jerr);
     if (!config || !json_is_object(config)) {
@@ -85,8 +85,10 @@ static char *build_metadata(const src_model *src, const ellm_compress_options *o
         ellm_fail(err, ELLM_E_INTERNAL, "cannot build metadata JSON");
         return NULL;
     }
-    json_t *gen = json_object_get(config, "entrollm_generated_weights");
-    if (gen && json_is_true(gen)) json_object_set_new(meta, "weights_generated", json_true());
+    /* ellm_synth marks its configs: "entrollm_weights": "generated, not trained ..." */
+    const char *note = json_string_value(json_object_get(config, "entrollm_weights"));
+    *generated = note && strncmp(note, "generated", 9) == 0;
+    if (*generated) json_object_set_new(meta, "weights_generated", json_true());
     char *text = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(meta);
     if (!text) ellm_fail(err, ELLM_E_NOMEM, "out of memory");
@@ -265,7 +267,7 @@ ellm_status ellm_compress(const char *source_path, const char *out_path, const e
         if (!r->tensors) s = ELLM_E_NOMEM;
     }
     if (!s) s = ellm_pool_create(o.n_threads, &pool, err);
-    if (!s && !(meta = build_metadata(src, &o, err))) s = err ? err->code : ELLM_E_INTERNAL;
+    if (!s && !(meta = build_metadata(src, &o, &r->weights_generated, err))) s = err ? err->code : ELLM_E_INTERNAL;
     if (!s) s = ellm_writer_open(out_path, meta, &w, err);
     if (!s) s = add_blobs(src, w, &r->tokenizer_bytes, err);
     uint64_t total = 0, done = 0;

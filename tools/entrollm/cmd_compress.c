@@ -91,6 +91,7 @@ static void print_json(const ellm_compress_report *r, const char *out_path) {
         r->entropy_bits_per_weight, "coded_bits_per_weight", r->coded_bits_per_weight, "effective_bits_per_weight",
         r->effective_bits_per_weight, "payload_over_entropy_bits",
         r->coded_bits_per_weight - r->entropy_bits_per_weight, "seconds", r->seconds, "tensors", tensors);
+    json_object_set_new(root, "weights_generated", json_boolean(r->weights_generated));
     char *text = json_dumps(root, JSON_INDENT(1));
     puts(text);
     free(text);
@@ -116,6 +117,7 @@ static void print_table(const ellm_compress_report *r, const char *out_path, boo
     }
     char a[32], b[32], c[32], d[32];
     printf("wrote %s in %.2f s\n", out_path, r->seconds);
+    if (r->weights_generated) printf("NOTE: the source model's weights are generated (not trained).\n");
     printf("parameters           %llu\n", (unsigned long long)r->params);
     printf("size as fp16         %s\n", cli_human_bytes(r->fp16_bytes, a, sizeof a));
     printf("size as plain ints   %s (uncoded integers + scales)\n", cli_human_bytes(r->plain_bytes, b, sizeof b));
