@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include "cli.h"
@@ -387,7 +388,8 @@ int bench_decode_main(int argc, char **argv) {
                 memcpy(all + pos, c.expect[i], nb);
                 pos += nb;
             }
-            if (!json) fprintf(stderr, "compressing %llu bytes with zstd -19 and xz -9 ...\n", (unsigned long long)raw_bytes);
+            if (isatty(fileno(stderr))) /* progress note, terminals only */
+                fprintf(stderr, "compressing %llu bytes with zstd -19 and xz -9 ...\n", (unsigned long long)raw_bytes);
             zs = bench_zstd(all, raw_bytes, (int)threads, (int)repeat);
             xz = bench_xz(all, raw_bytes, (int)threads, (int)ELLM_MIN(repeat, 3));
             free(all);
