@@ -150,7 +150,15 @@ ellm_status ellm_tokenizer_load(const char *path, ellm_tokenizer **out, ellm_err
         /* a llama2.c tokenizer .bin, or a llama2.c checkpoint */
         ellm_error e2;
         st = ellm_tokenizer_from_llama2c(d, size, path, out, &e2);
-        if (st) st = load_llama2c_checkpoint(path, d, size, out, err);
+        if (st) {
+            st = load_llama2c_checkpoint(path, d, size, out, err);
+            /* neither: say both, the tokenizer reading first */
+            if (st == ELLM_E_FORMAT && err) {
+                char as_ckpt[sizeof err->message];
+                snprintf(as_ckpt, sizeof as_ckpt, "%s", err->message);
+                ellm_fail(err, ELLM_E_FORMAT, "%s; nor is it a llama2.c checkpoint: %s", e2.message, as_ckpt);
+            }
+        }
         ellm_mmap_close(&m);
         return st;
     }
