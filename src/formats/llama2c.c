@@ -90,7 +90,8 @@ ellm_status llama2c_parse_header(const uint8_t *buf, size_t n, uint64_t file_siz
     return ELLM_OK;
 }
 
-/* Checks that a llama2.c tokenizer file holds at least vocab_size entries. */
+/* Checks that a llama2.c tokenizer file holds exactly vocab_size entries
+ * (the count is not stored: the model header gives it). */
 static ellm_status check_tokenizer(const src_blob *b, const char *path, int vocab, ellm_error *err) {
     if (b->size < 4)
         return ellm_fail(err, ELLM_E_FORMAT, "%s: llama2.c tokenizer is truncated (%zu bytes)", path,
@@ -110,6 +111,11 @@ static ellm_status check_tokenizer(const src_blob *b, const char *path, int voca
                              path, i, len, off - 4);
         off += (size_t)len;
     }
+    if (off != b->size)
+        return ellm_fail(err, ELLM_E_FORMAT,
+                         "%s: llama2.c tokenizer has %zu bytes after its first %d tokens (byte offset %zu): it "
+                         "holds more tokens than the model's %d: wrong tokenizer for this model?",
+                         path, b->size - off, vocab, off, vocab);
     return ELLM_OK;
 }
 
@@ -209,7 +215,8 @@ ellm_status src_open_llama2c(const char *path, const char *tokenizer_path, src_m
         s = ellm_fail(err, ELLM_E_INTERNAL, "%s: layout ends at %llu, file has %llu bytes", path,
                       (unsigned long long)off, (unsigned long long)file_size);
 
-    /* Tokenizer: the one given, else tok512.bin or tokenizer.bin beside. */
+    /* Tokenizer: the one given (any kind), else tok512.bin or tokenizer.bin
+     * beside the checkpoint. */
     if (!s) {
         char *found = NULL;
         if (tokenizer_path) {
@@ -225,8 +232,10 @@ ellm_status src_open_llama2c(const char *path, const char *tokenizer_path, src_m
             free(dir);
         }
         if (found) {
-            s = src_add_blob_file(m, "tokenizer.bin", found, err);
-            if (!s) s = check_tokenizer(src_find_blob(m, "tokenizer.bin"), found, c.vocab_size, err);
+            const char *kind = src_tokenizer_blob_name(found);
+            s = src_add_blob_file(m, kind, found, err);
+            if (!s && strcmp(kind, "tokenizer.bin") == 0)
+                s = check_tokenizer(src_find_blob(m, "tokenizer.bin"), found, c.vocab_size, err);
             free(found);
         }
     }

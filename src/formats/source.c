@@ -317,6 +317,45 @@ const src_blob *src_find_blob(const src_model *m, const char *name) {
 
 /* ---- format detection ------------------------------------------------------ */
 
+const char *src_tokenizer_blob_name(const char *path) {
+    static const char *const names[] = {"tokenizer.json", "tokenizer.model", "tokenizer.gguf"};
+    static const char *const exts[] = {".json", ".model", ".gguf"};
+    size_t n = strlen(path);
+    for (size_t i = 0; i < 3; i++) {
+        size_t e = strlen(exts[i]);
+        if (n >= e && strcmp(path + n - e, exts[i]) == 0) return names[i];
+    }
+    return "tokenizer.bin";
+}
+
+/* For HF and GGUF sources: the user's tokenizer replaces the one carried. */
+static ellm_status override_tokenizer(src_model *m, const char *tokenizer_path, ellm_error *err) {
+    static const char *const kinds[] = {"tokenizer.json", "tokenizer.model", "tokenizer.gguf", "tokenizer.bin"};
+    size_t k = 0;
+    for (size_t i = 0; i < m->n_blobs; i++) {
+        bool drop = false;
+        for (size_t j = 0; j < 4; j++) drop |= strcmp(m->blobs[i].name, kinds[j]) == 0;
+        if (drop) {
+            free(m->blobs[i].name);
+            free(m->blobs[i].data);
+        } else {
+            m->blobs[k++] = m->blobs[i];
+        }
+    }
+    m->n_blobs = k;
+    return src_add_blob_file(m, src_tokenizer_blob_name(tokenizer_path), tokenizer_path, err);
+}
+
+static ellm_status with_tokenizer(ellm_status s, src_model **out, const char *tokenizer_path, ellm_error *err) {
+    if (s || !tokenizer_path) return s;
+    s = override_tokenizer(*out, tokenizer_path, err);
+    if (s) {
+        src_close(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
 static bool ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && strcmp(s + a - b, suffix) == 0;
@@ -324,7 +363,7 @@ static bool ends_with(const char *s, const char *suffix) {
 
 ellm_status src_open(const char *path, const char *tokenizer_path, src_model **out, ellm_error *err) {
     *out = NULL;
-    if (ellm_path_is_dir(path)) return src_open_hf(path, out, err);
+    if (ellm_path_is_dir(path)) return with_tokenizer(src_open_hf(path, out, err), out, tokenizer_path, err);
     /* A file of a Hugging Face folder stands for its folder. */
     if (ends_with(path, ".safetensors") || ends_with(path, "config.json") ||
         ends_with(path, ".safetensors.index.json")) {
@@ -333,13 +372,14 @@ ellm_status src_open(const char *path, const char *tokenizer_path, src_model **o
         if (!dir) return ellm_fail(err, ELLM_E_NOMEM, "out of memory");
         ellm_status s = src_open_hf(dir, out, err);
         free(dir);
-        return s;
+        return with_tokenizer(s, out, tokenizer_path, err);
     }
     int fd = open(path, O_RDONLY);
     if (fd < 0) return ellm_fail(err, ELLM_E_IO, "%s: cannot open: %s", path, strerror(errno));
     uint8_t magic[4] = {0};
     ssize_t r = pread(fd, magic, 4, 0);
     close(fd);
-    if (r == 4 && memcmp(magic, "GGUF", 4) == 0) return src_open_gguf(path, out, err);
+    if (r == 4 && memcmp(magic, "GGUF", 4) == 0)
+        return with_tokenizer(src_open_gguf(path, out, err), out, tokenizer_path, err);
     return src_open_llama2c(path, tokenizer_path, out, err);
 }

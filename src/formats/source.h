@@ -76,9 +76,12 @@ typedef struct src_model {
     uint64_t source_bytes;
 } src_model;
 
-/* Detects the format of `path` (a directory = HF folder; GGUF magic; else
- * llama2.c) and opens it. tokenizer_path may be NULL (then a tokenizer is
- * looked for beside the model). */
+/* Detects the format of `path` (a directory, or a *.safetensors /
+ * config.json / *.safetensors.index.json file in one = HF folder; GGUF magic;
+ * else llama2.c) and opens it. tokenizer_path may be NULL (then a tokenizer
+ * is looked for beside the model); when given, it replaces the tokenizer the
+ * model carries, as blob src_tokenizer_blob_name(tokenizer_path).
+ * src_read_f32 may be called from several threads at once (pread). */
 ellm_status src_open(const char *path, const char *tokenizer_path, src_model **out, ellm_error *err);
 void src_close(src_model *m);
 
@@ -107,6 +110,10 @@ const src_blob *src_find_blob(const src_model *m, const char *name);
 ellm_status src_open_llama2c(const char *path, const char *tokenizer_path, src_model **out, ellm_error *err);
 ellm_status src_open_hf(const char *dir, src_model **out, ellm_error *err);
 ellm_status src_open_gguf(const char *path, src_model **out, ellm_error *err);
+
+/* Blob name for a tokenizer file: *.json -> "tokenizer.json", *.model ->
+ * "tokenizer.model", *.gguf -> "tokenizer.gguf", else "tokenizer.bin". */
+const char *src_tokenizer_blob_name(const char *path);
 
 /* Helpers for readers. */
 src_model *src_model_new(const char *path, const char *format, ellm_error *err);

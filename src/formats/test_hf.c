@@ -147,6 +147,13 @@ static void check_model(const char *data, const char *model, const char *dtype, 
     CHECK((src_find_blob(m, "tokenizer.model") != NULL) == has_tok_model);
     CHECK(src_find_blob(m, "config.json") == NULL);
     src_close(m);
+    /* a tokenizer given by the user replaces the carried ones */
+    char tokp[1024];
+    snprintf(tokp, sizeof tokp, "%s/stories260K/tok512.bin", data);
+    CHECK_OK(src_open(dir, tokp, &m, &err), err);
+    CHECK(!src_find_blob(m, "tokenizer.json") && !src_find_blob(m, "tokenizer.model"));
+    CHECK(src_find_blob(m, "tokenizer.bin")->size == 6227 && src_find_blob(m, "tokenizer_config.json"));
+    src_close(m);
 
     /* a missing shard is named */
     json_t *map = json_object_get(index, "weight_map");

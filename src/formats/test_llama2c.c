@@ -84,6 +84,18 @@ static void check_aidreams(const char *data_dir) {
     CHECK(wk >= 0 && m->tensors[wk].shape[0] == 64);
     CHECK(src_find_blob(m, "tokenizer.bin")->size == 6290);
     src_close(m);
+    /* the 32000-token Llama 2 tokenizer does not belong to a 512-token model */
+    char tok[1024];
+    snprintf(tok, sizeof tok, "%s/llama2_tokenizer/tokenizer.bin", data_dir);
+    CHECK_FAIL(src_open(path, tok, &m, &err), ELLM_E_FORMAT, "wrong tokenizer for this model", err);
+    CHECK(strstr(err.message, "llama2_tokenizer/tokenizer.bin"));
+    /* a SentencePiece model given as the tokenizer is carried as such */
+    snprintf(tok, sizeof tok, "%s/stories260K/tok512.model", data_dir);
+    char sp[1024];
+    snprintf(sp, sizeof sp, "%s/stories260K/stories260K.bin", data_dir);
+    CHECK_OK(src_open(sp, tok, &m, &err), err);
+    CHECK(m->n_blobs == 1 && src_find_blob(m, "tokenizer.model") && src_find_blob(m, "tokenizer.model")->size == 7645);
+    src_close(m);
 }
 
 /* Writes a synthetic checkpoint with an unshared classifier (negative vocab)
