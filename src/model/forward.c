@@ -347,22 +347,12 @@ static void add_bias(float *y, const float *b, int n_tok, size_t n) {
         for (size_t i = 0; i < n; i++) y[(size_t)t * n + i] += b[i];
 }
 
-ellm_status ellm_llm_forward(ellm_llm *m, const int32_t *tokens, int n_tokens, int pos, float *logits,
-                             int all_logits, ellm_error *err) {
+/* n_tokens (at most FORWARD_CHUNK) through the layers; checks done by the caller. */
+static ellm_status forward_chunk(ellm_llm *m, const int32_t *tokens, int n_tokens, int pos, float *logits,
+                                 int all_logits, int long_rope, ellm_error *err) {
     const ellm_llm_config *c = &m->cfg;
-    if (n_tokens < 1 || !tokens) return ellm_fail(err, ELLM_E_ARG, "forward: no tokens given");
-    if (pos < 0 || pos > m->n_cached)
-        return ellm_fail(err, ELLM_E_ARG, "forward: position %d is past the %d positions in the KV cache", pos,
-                         m->n_cached);
-    if ((int64_t)pos + n_tokens > c->max_ctx)
-        return ellm_fail(err, ELLM_E_ARG, "forward: positions %d..%d exceed the context of %d", pos,
-                         pos + n_tokens - 1, c->max_ctx);
-    for (int t = 0; t < n_tokens; t++)
-        if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
-            return ellm_fail(err, ELLM_E_ARG, "forward: token id %d (at %d) is outside the vocabulary of %d", tokens[t],
-                             t, c->vocab_size);
     ellm_status st;
-    if ((st = ensure_cache(m, pos + n_tokens, err)) || (st = ensure_acts(m, n_tokens, err))) return st;
+    if ((st = ensure_acts(m, n_tokens, err))) return st;
 
     const int T = n_tokens, dim = c->dim, hd = c->head_dim, hid = c->hidden_dim;
     const size_t qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd;
@@ -372,8 +362,7 @@ ellm_status ellm_llm_forward(ellm_llm *m, const int32_t *tokens, int n_tokens, i
 
     /* Rotary table for these positions. LongRoPE takes the long factors once
      * the sequence outgrows the original context, as HF's Phi-3 does. */
-    const float *inv = m->inv_freq;
-    if (c->rope_scaling == ELLM_ROPE_SCALING_LONGROPE && pos + T > c->original_max_ctx) inv = m->inv_freq_long;
+    const float *inv = long_rope ? m->inv_freq_long : m->inv_freq;
     const int half = hd / 2;
     float *cs = ellm_malloc((size_t)T * (size_t)hd * sizeof(float), err);
     if (!cs) return ELLM_E_NOMEM;
@@ -446,5 +435,41 @@ ellm_status ellm_llm_forward(ellm_llm *m, const int32_t *tokens, int n_tokens, i
 fail:
     free(cs);
     if (st) m->n_cached = ELLM_MIN(m->n_cached, pos); /* the cache past pos is not valid */
+    return st;
+}
+
+/* Long prompts go through in chunks, so activation memory stays bounded
+ * (the KV cache carries the context from one chunk to the next). Results do
+ * not depend on the chunking. */
+#define FORWARD_CHUNK 256
+
+ellm_status ellm_llm_forward(ellm_llm *m, const int32_t *tokens, int n_tokens, int pos, float *logits,
+                             int all_logits, ellm_error *err) {
+    const ellm_llm_config *c = &m->cfg;
+    if (n_tokens < 1 || !tokens) return ellm_fail(err, ELLM_E_ARG, "forward: no tokens given");
+    if (pos < 0 || pos > m->n_cached)
+        return ellm_fail(err, ELLM_E_ARG, "forward: position %d is past the %d positions in the KV cache", pos,
+                         m->n_cached);
+    if ((int64_t)pos + n_tokens > c->max_ctx)
+        return ellm_fail(err, ELLM_E_ARG, "forward: positions %d..%d exceed the context of %d", pos,
+                         pos + n_tokens - 1, c->max_ctx);
+    for (int t = 0; t < n_tokens; t++)
+        if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
+            return ellm_fail(err, ELLM_E_ARG, "forward: token id %d (at %d) is outside the vocabulary of %d", tokens[t],
+                             t, c->vocab_size);
+    ellm_status st = ensure_cache(m, pos + n_tokens, err);
+    if (st) return st;
+    /* LongRoPE takes the long factors once the sequence outgrows the
+     * original context, for every position of the call, as HF's Phi-3 does. */
+    const int long_rope = c->rope_scaling == ELLM_ROPE_SCALING_LONGROPE && pos + n_tokens > c->original_max_ctx;
+    for (int done = 0; done < n_tokens && !st;) {
+        int n = ELLM_MIN(FORWARD_CHUNK, n_tokens - done);
+        int last = done + n == n_tokens;
+        float *out = NULL;
+        if (logits && all_logits) out = logits + (size_t)done * (size_t)c->vocab_size;
+        else if (logits && last) out = logits;
+        st = forward_chunk(m, tokens + done, n, pos + done, out, all_logits, long_rope, err);
+        done += n;
+    }
     return st;
 }

@@ -111,6 +111,24 @@ int main(void) {
     CHECK(worst < 1e-4, "sequential vs batched logits differ by %g", worst);
     printf("stories260K: %zu reference ids reproduced; batched vs sequential logits max diff %.3g\n", n_ref, worst);
 
+    /* A long batch (split internally into chunks) equals the same tokens
+     * given in several calls. */
+    {
+        const int L = 400;
+        int32_t *seq = malloc(L * sizeof *seq);
+        for (int i = 0; i < L; i++) seq[i] = ref[i % N];
+        float *big = malloc((size_t)L * V * sizeof(float)), *parts = malloc((size_t)L * V * sizeof(float));
+        ellm_model_reset(m);
+        if (ellm_model_forward(m, seq, L, 0, big, 1, &err)) t_die("long batch", &err);
+        ellm_model_reset(m);
+        for (int p = 0; p < L; p += 100)
+            if (ellm_model_forward(m, seq + p, 100, p, parts + (size_t)p * V, 1, &err)) t_die("parts", &err);
+        double dd = 0;
+        for (size_t i = 0; i < (size_t)L * V; i++) dd = fmax(dd, fabs(big[i] - parts[i]));
+        CHECK(dd < 1e-5, "400 tokens in one call vs 4 calls differ by %g", dd);
+        free(seq), free(big), free(parts);
+    }
+
     /* Rewinding: positions can be recomputed from any cached point. */
     if (ellm_model_forward(m, &ref[10], 1, 10, one, 0, &err)) t_die("rewind", &err);
     double d = 0;
