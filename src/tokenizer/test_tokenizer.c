@@ -394,11 +394,11 @@ static void bad_inputs(void) {
     const char *unigram = "{\"model\": {\"type\": \"Unigram\", \"vocab\": {}}}";
     CHECK(ellm_tokenizer_from_hf_json((const uint8_t *)unigram, strlen(unigram), "x", &t, &err) != ELLM_OK,
           "Unigram accepted");
-    const char *nfc = "{\"normalizer\": {\"type\": \"NFC\"}, \"pre_tokenizer\": null, \"model\": {\"type\": \"BPE\", "
-                      "\"vocab\": {\"a\": 0}, \"merges\": []}}";
-    CHECK(ellm_tokenizer_from_hf_json((const uint8_t *)nfc, strlen(nfc), "x", &t, &err) == ELLM_E_UNSUPPORTED,
-          "NFC normalizer silently ignored");
-    CHECK(strstr(err.message, "NFC") != NULL, "message names the normalizer: %s", err.message);
+    const char *nfkc = "{\"normalizer\": {\"type\": \"NFKC\"}, \"pre_tokenizer\": null, \"model\": {\"type\": \"BPE\", "
+                       "\"vocab\": {\"a\": 0}, \"merges\": []}}";
+    CHECK(ellm_tokenizer_from_hf_json((const uint8_t *)nfkc, strlen(nfkc), "x", &t, &err) == ELLM_E_UNSUPPORTED,
+          "NFKC normalizer silently ignored");
+    CHECK(strstr(err.message, "NFKC") != NULL, "message names the normalizer: %s", err.message);
     char *dir = data_path("hf/mistral-7b-instruct");
     CHECK(ellm_tokenizer_load(dir, &t, &err) == ELLM_E_FORMAT, "folder without tokenizer accepted");
     free(dir);

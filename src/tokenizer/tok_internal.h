@@ -73,6 +73,7 @@ struct ellm_tokenizer {
     int byte_fallback;
     int userdef_in_model; /* SentencePiece .model: user-defined pieces are atomic
                              symbols inside the model, not split before it */
+    int nfc;              /* tokenizer.json NFC normalizer (Qwen2) */
     int metaspace_split;  /* HF Metaspace split=true: BPE each "▁word" alone */
     int split_words;      /* no merge crosses a word start: encode word by word (cached) */
 
@@ -128,6 +129,10 @@ extern const char TOK_RE_GPT2[];
 extern const char TOK_RE_LLAMA3[];
 extern const char TOK_RE_QWEN2[];
 extern const char TOK_RE_DIGITS[];
+
+/* tok_unicode.c: Unicode NFC (invalid UTF-8 bytes pass through). *out is malloc'd. */
+int tok_needs_nfc(const char *s, size_t n);
+ellm_status tok_nfc(const char *s, size_t n, char **out, size_t *out_len, ellm_error *err);
 
 /* chat.c: detection from a template text / the vocabulary */
 ellm_chat_format tok_chat_detect(const ellm_tokenizer *t, const char *tmpl, char **default_system);

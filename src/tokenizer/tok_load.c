@@ -256,7 +256,8 @@ static int jbool(const json_t *o, const char *key, int dflt) {
 
 static int is_meta(const char *s) { return s && !strcmp(s, "\xE2\x96\x81"); }
 
-/* The normalizers of SentencePiece-style tokenizer.json files. */
+/* The normalizers we apply: Prepend("▁") and Replace(" " -> "▁") (what every
+ * SentencePiece fragment gets), and NFC. */
 static ellm_status hf_normalizer(ellm_tokenizer *t, const json_t *nz, int *prepend, ellm_error *err) {
     if (!nz || json_is_null(nz)) return ELLM_OK;
     const char *type = jstr(nz, "type");
@@ -271,6 +272,13 @@ static ellm_status hf_normalizer(ellm_tokenizer *t, const json_t *nz, int *prepe
         }
         return ELLM_OK;
     }
+    if (!strcmp(type, "NFC")) {
+        t->nfc = 1;
+        return ELLM_OK;
+    }
+    if (t->kind == ELLM_TOK_BPE)
+        return ellm_fail(err, ELLM_E_UNSUPPORTED, "%s: tokenizer.json normalizer '%s' on a byte-level BPE is not supported",
+                         t->what, type);
     if (!strcmp(type, "Prepend") && is_meta(jstr(nz, "prepend"))) {
         *prepend = 1;
         return ELLM_OK;
@@ -500,6 +508,8 @@ static ellm_status build_hf_json(const uint8_t *data, size_t size, const char *w
     if (unk) t->unk = hf_vocab_id(vocab, unk);
     if ((st = hf_merges(t, vocab, merges, err))) goto done;
     if (byte_level) {
+        int prepend = 0;
+        if ((st = hf_normalizer(t, json_object_get(root, "normalizer"), &prepend, err))) goto done;
         t->add_dummy_prefix = 0;
         t->prefix_mode = TOK_PREFIX_NEVER;
         t->bpe_add_prefix_space = pre.bytelevel_prefix;

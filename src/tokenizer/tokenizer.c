@@ -1027,7 +1027,22 @@ static ellm_status bpe_fragment(tok_work *w, const char *s, size_t n, int at_sta
     return bpe_split(w, s, n, 0);
 }
 
+static ellm_status encode_fragment_normalized(tok_work *w, const char *s, size_t n, size_t offset,
+                                              int after_special);
+
 static ellm_status encode_fragment(tok_work *w, const char *s, size_t n, size_t offset, int after_special) {
+    if (n == 0 || !w->t->nfc || !tok_needs_nfc(s, n)) return encode_fragment_normalized(w, s, n, offset, after_special);
+    char *norm;
+    size_t len;
+    ellm_status st = tok_nfc(s, n, &norm, &len, w->err);
+    if (st) return st;
+    st = encode_fragment_normalized(w, norm, len, offset, after_special);
+    free(norm);
+    return st;
+}
+
+static ellm_status encode_fragment_normalized(tok_work *w, const char *s, size_t n, size_t offset,
+                                              int after_special) {
     const ellm_tokenizer *t = w->t;
     if (n == 0) return ELLM_OK;
     switch (t->kind) {
