@@ -247,6 +247,8 @@ ellm_status gguf_parse_prefix(const uint8_t *buf, size_t avail, uint64_t total_s
     if (memcmp(magic, "GGUF", 4) != 0)
         return ellm_fail(err, ELLM_E_FORMAT, "%s: not a GGUF file (magic is not \"GGUF\")", name);
     s = r_u32(&r, &ctx->version, "the version");
+    if (!s && (ctx->version == 0x02000000u || ctx->version == 0x03000000u))
+        return ellm_fail(err, ELLM_E_UNSUPPORTED, "%s: big-endian GGUF files are not supported", name);
     if (!s && (ctx->version < 2 || ctx->version > 3))
         return ellm_fail(err, ctx->version == 1 ? ELLM_E_UNSUPPORTED : ELLM_E_FORMAT,
                          "%s: GGUF version %u is not supported (2 and 3 are)", name, ctx->version);

@@ -222,6 +222,10 @@ static void check_tensor_round_trip(const char *tmp) {
     memcpy(bad, buf, size);
     ellm_put_le32(bad + 4, 1);
     CHECK_FAIL(gguf_parse(bad, size, "bad", &g2, &err), ELLM_E_UNSUPPORTED, "version 1", err);
+    ellm_put_le32(bad + 4, 0x03000000u);
+    CHECK_FAIL(gguf_parse(bad, size, "bad", &g2, &err), ELLM_E_UNSUPPORTED, "big-endian", err);
+    ellm_put_le32(bad + 4, 7);
+    CHECK_FAIL(gguf_parse(bad, size, "bad", &g2, &err), ELLM_E_FORMAT, "version 7", err);
     memcpy(bad, buf, size);
     ellm_put_le64(bad + 16, 1ull << 50); /* n_kv */
     CHECK_FAIL(gguf_parse(bad, size, "bad", &g2, &err), ELLM_E_FORMAT, "keys", err);
