@@ -1,7 +1,8 @@
 /*
  * fuzz_tokenizer.c - libFuzzer target: encodes arbitrary bytes with real
  * vocabularies (one per kind) and checks decode(encode(x)) == x for the
- * lossless ones; also decodes arbitrary ids. Needs ELLM_DATA_DIR.
+ * lossless ones; also decodes arbitrary ids, and checks NFC is idempotent.
+ * Needs ELLM_DATA_DIR.
  *
  *   cmake -S . -B build-fuzz -DELLM_FUZZ=ON -DCMAKE_C_COMPILER=clang
  *   cmake --build build-fuzz --target fuzz_tokenizer
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "tokenizer/tok_internal.h"
 #include "tokenizer/tokenizer.h"
 
 typedef struct fuzz_tok {
@@ -85,6 +87,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *text = (const char *)data + 1;
     size_t len = size - 1;
     int utf8 = valid_utf8_no_meta(data + 1, len);
+    /* NFC is idempotent and leaves invalid bytes in place */
+    {
+        char *a, *b;
+        size_t la, lb;
+        ellm_error err;
+        if (tok_nfc(text, len, &a, &la, &err) || tok_nfc(a, la, &b, &lb, &err)) abort();
+        if (la != lb || memcmp(a, b, la)) abort();
+        free(a);
+        free(b);
+    }
     for (size_t i = 0; i < ELLM_ARRAY_LEN(toks); i++) {
         ellm_tokenizer *t = toks[i].t;
         int32_t *ids;
