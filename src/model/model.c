@@ -91,7 +91,9 @@ done:
 
 static ellm_status load_source(ellm_model *m, const char *path, const ellm_load_options *o, ellm_error *err) {
     src_model *src = NULL;
-    ellm_status st = src_open(path, o->tokenizer_path, &src, err);
+    /* A tokenizer the user gives is loaded on its own below (any format);
+     * the readers only look for one beside the model. */
+    ellm_status st = src_open(path, NULL, &src, err);
     if (st) return st;
     snprintf(m->format, sizeof m->format, "%s", src->format);
     m->config_json = ellm_strdup(src->config_json ? src->config_json : "");
@@ -187,9 +189,8 @@ ellm_status ellm_model_load(const char *path, const ellm_load_options *opts, ell
         if (st) ellm_fail_prefix(err, "%s", path);
     }
     if (!st) st = load_tokenizer(m, err);
-    if (!st && opts->tokenizer_path && strcmp(m->format, "llama2c") != 0) {
-        /* A tokenizer given by the user replaces the one the model carries
-         * (the llama2.c reader takes it through src_open). */
+    if (!st && opts->tokenizer_path) {
+        /* A tokenizer given by the user replaces the one the model carries. */
         if (m->tok) ellm_tokenizer_free(m->tok);
         m->tok = NULL;
         st = ellm_tokenizer_load(opts->tokenizer_path, &m->tok, err);
