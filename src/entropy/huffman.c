@@ -322,15 +322,6 @@ static ellm_status read_past_block(uint64_t segment, ellm_error *err) {
                      (unsigned long long)segment);
 }
 
-/* One symbol of lane L into *(DST). Table entries keep bits 4-5 zero, so
- * "& 63" is the shift count itself (shrx masks to 6 bits anyway). */
-#define DEC8(L, DST)                                                  \
-    do {                                                              \
-        uint16_t e_ = tab[L##b & HUF_MASK];                           \
-        L##b >>= (e_ & 63u);                                          \
-        *(DST) = (uint8_t)(e_ >> 8);                                  \
-    } while (0)
-
 /* Refills four lanes w, x, y, z (no bounds check: see safe_rounds). */
 #define REFILL4()                                                                     \
     do {                                                                              \
@@ -362,11 +353,12 @@ static uint64_t safe_rounds(const lane *l, const uint8_t *block_end) {
 
 /* bits 8: all lanes interleaved, five symbols per lane per refill. Lanes
  * 0..EC_HUF_LANES-2 hold `per` symbols each, so lane j writes at o + j per. */
-#if EC_HUF_LANES == 8
-#define FOR_LANES(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
-#else
-#define FOR_LANES(X) X(0) X(1) X(2) X(3)
+#if EC_HUF_LANES != 4
+#error "the decoders below interleave exactly four lanes"
 #endif
+#define FOR_LANES(X) X(0) X(1) X(2) X(3)
+/* Table entries keep bits 4-5 zero, so "& 63" is the shift count itself
+ * (and compiles to a bare shrx, which masks the count to 6 bits anyway). */
 #define LANE_VARS(j) const uint8_t *p##j = ln[j].p; uint64_t b##j = ln[j].b;
 #define LANE_SAVE(j) ln[j].p = p##j, ln[j].b = b##j;
 #define LANE_REFILL(j)                                          \
@@ -499,7 +491,7 @@ static ellm_status decode4(const ec_huf_tables *h, lane *ln, const uint8_t *bloc
     unsigned wsh = 0, xsh = 0, ysh = 0, zsh = 0;
     const uint8_t *we = ln[0].out_end, *xe = ln[1].out_end, *ye = ln[2].out_end, *ze = ln[3].out_end;
     uint64_t rounds = UINT64_MAX;
-    for (int j = 0; j < 4; j++) rounds = ELLM_MIN(rounds, safe_rounds(&ln[j], block_end));
+    for (int j = 0; j < EC_HUF_LANES; j++) rounds = ELLM_MIN(rounds, safe_rounds(&ln[j], block_end));
     while ((we - wo >= ROUND_ROOM) & (xe - xo >= ROUND_ROOM) & (ye - yo >= ROUND_ROOM) &
            (ze - zo >= ROUND_ROOM) & (rounds != 0)) {
         rounds--;
@@ -517,7 +509,7 @@ static ellm_status decode4(const ec_huf_tables *h, lane *ln, const uint8_t *bloc
     ln[0].out = wo, ln[1].out = xo, ln[2].out = yo, ln[3].out = zo;
     ln[0].acc = wacc, ln[1].acc = xacc, ln[2].acc = yacc, ln[3].acc = zacc;
     ln[0].sh = wsh, ln[1].sh = xsh, ln[2].sh = ysh, ln[3].sh = zsh;
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; j < EC_HUF_LANES; j++) {
         ellm_status st = lane4_finish(h, &ln[j], lim, segment, err);
         if (st) return st;
     }
@@ -572,7 +564,7 @@ ellm_status ec_huf_decode_segment(const ec_view *v, uint64_t segment, const uint
         st = decode8(h, ln, t->block_end, segment, err);
     } else {
         st = ELLM_OK;
-        for (int j = 0; j < EC_HUF_LANES && !st; j += 4) st = decode4(h, ln + j, t->block_end, segment, err);
+        st = decode4(h, ln, t->block_end, segment, err);
     }
     if (st) return st;
     for (int j = 0; j < EC_HUF_LANES; j++) {
