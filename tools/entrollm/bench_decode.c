@@ -250,6 +250,10 @@ static int load_file(corpus *c, ellm_file *f, ellm_error *err) {
         if (ellm_file_check_tensor(f, i, err)) return 0;
         if (ec_view_open(t->block, t->block_size, t->name, &c->views[k], err)) return 0;
         c->names[k] = t->name;
+        if (c->views[k].n_symbols != t->n || c->views[k].bits != t->bits) {
+            return ellm_fail(err, ELLM_E_FORMAT, "%s: tensor %s: coded block does not match its directory entry",
+                             f->path, t->name), 0;
+        }
         c->outs[k] = malloc(ec_decoded_bytes(t->bits, t->n) + 1);
         if (!c->outs[k]) return ellm_fail(err, ELLM_E_NOMEM, "out of memory for %s", t->name), 0;
         c->symbols += t->n;
