@@ -427,7 +427,7 @@ typedef struct wbuf {
 } wbuf;
 
 static void wb_put(wbuf *b, const void *data, size_t n) {
-    if (b->oom) return;
+    if (b->oom || n == 0) return;
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n) cap *= 2;
