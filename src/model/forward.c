@@ -381,14 +381,13 @@ static ellm_status forward_chunk(ellm_llm *m, const int32_t *tokens, int n_token
         ellm_layer *ly = &m->layers[l];
         for (int t = 0; t < T; t++)
             rmsnorm(m->xb + (size_t)t * dim, m->x + (size_t)t * dim, ly->attn_norm, dim, c->norm_eps);
-        if (ly->wqkv) {
-            MM(K, ly->wqkv, 0, (int64_t)qd, m->xb, T, m->q, (int64_t)qd);
-            MM(K, ly->wqkv, (int64_t)qd, (int64_t)kvd, m->xb, T, m->k, (int64_t)kvd);
-            MM(K, ly->wqkv, (int64_t)(qd + kvd), (int64_t)kvd, m->xb, T, m->v, (int64_t)kvd);
-        } else {
-            MM(K, ly->wq, 0, (int64_t)qd, m->xb, T, m->q, (int64_t)qd);
-            MM(K, ly->wk, 0, (int64_t)kvd, m->xb, T, m->k, (int64_t)kvd);
-            MM(K, ly->wv, 0, (int64_t)kvd, m->xb, T, m->v, (int64_t)kvd);
+        {
+            const int fused = ly->wqkv != NULL;
+            const ellm_mm_out qkv[3] = {
+                {fused ? ly->wqkv : ly->wq, 0, (int64_t)qd, m->q, (int64_t)qd},
+                {fused ? ly->wqkv : ly->wk, fused ? (int64_t)qd : 0, (int64_t)kvd, m->k, (int64_t)kvd},
+                {fused ? ly->wqkv : ly->wv, fused ? (int64_t)(qd + kvd) : 0, (int64_t)kvd, m->v, (int64_t)kvd}};
+            if ((st = ellm_matmul_multi(K, qkv, 3, m->xb, T, err))) goto fail;
         }
         add_bias(m->q, ly->bq, T, qd);
         add_bias(m->k, ly->bk, T, kvd);
@@ -407,12 +406,11 @@ static ellm_status forward_chunk(ellm_llm *m, const int32_t *tokens, int n_token
 
         for (int t = 0; t < T; t++)
             rmsnorm(m->xb + (size_t)t * dim, m->x + (size_t)t * dim, ly->ffn_norm, dim, c->norm_eps);
-        if (ly->w_gate_up) {
-            MM(K, ly->w_gate_up, 0, hid, m->xb, T, m->hb, hid);
-            MM(K, ly->w_gate_up, hid, hid, m->xb, T, m->hb2, hid);
-        } else {
-            MM(K, ly->w_gate, 0, hid, m->xb, T, m->hb, hid);
-            MM(K, ly->w_up, 0, hid, m->xb, T, m->hb2, hid);
+        {
+            const int fused = ly->w_gate_up != NULL;
+            const ellm_mm_out gu[2] = {{fused ? ly->w_gate_up : ly->w_gate, 0, hid, m->hb, hid},
+                                       {fused ? ly->w_gate_up : ly->w_up, fused ? hid : 0, hid, m->hb2, hid}};
+            if ((st = ellm_matmul_multi(K, gu, 2, m->xb, T, err))) goto fail;
         }
         for (size_t i = 0; i < (size_t)T * hid; i++) {
             float g = m->hb[i];

@@ -640,20 +640,60 @@ void ellm_kernels_run(ellm_kernels *k, int64_t n_tasks, uint64_t work, ellm_task
     ellm_pool_run(k->pool, n_tasks, fn, ctx);
 }
 
+/* Several products of the same activations in one hand-off to the pool. */
+typedef struct multi_job {
+    mm_job jobs[ELLM_MATMUL_MAX_OUTS];
+    ellm_task_fn fns[ELLM_MATMUL_MAX_OUTS];
+    int64_t first[ELLM_MATMUL_MAX_OUTS + 1]; /* first task of each product */
+    int n;
+} multi_job;
+
+static void multi_task(void *ctx, int64_t task, int thread) {
+    multi_job *mj = ctx;
+    int i = 0;
+    while (task >= mj->first[i + 1]) i++;
+    mj->fns[i](&mj->jobs[i], task - mj->first[i], thread);
+}
+
+ellm_status ellm_matmul_multi(ellm_kernels *k, const ellm_mm_out *outs, int n_outs, const float *x, int n_tok,
+                              ellm_error *err) {
+    if (n_outs < 1 || n_outs > ELLM_MATMUL_MAX_OUTS)
+        return ellm_fail(err, ELLM_E_INTERNAL, "matmul: %d products in one call", n_outs);
+    multi_job mj;
+    mj.n = n_outs;
+    mj.first[0] = 0;
+    uint64_t work = 0;
+    int quantized = 0;
+    const int64_t in = outs[0].w->shape[outs[0].w->n_dims - 1];
+    for (int i = 0; i < n_outs; i++) {
+        const ellm_mm_out *o = &outs[i];
+        if (o->w->shape[o->w->n_dims - 1] != in)
+            return ellm_fail(err, ELLM_E_INTERNAL, "matmul: products of different input sizes in one call");
+        mj.jobs[i] = (mm_job){k, o->w, o->row0, o->n_rows, in, x, n_tok, o->y, o->y_stride};
+        int64_t per;
+        if (ellm_matmul_uses_int8(k, o->w)) {
+            if (!quantized) {
+                ellm_status st = ellm_quantize_acts(&k->qa, x, n_tok, in, err);
+                if (st) return st;
+                quantized = 1;
+            }
+            mj.fns[i] = int_task, per = MM_ROWS;
+        } else if (n_tok == 1) {
+            mj.fns[i] = matvec_task, per = MV_ROWS;
+        } else {
+            mj.fns[i] = matmul_task, per = MM_ROWS;
+        }
+        mj.first[i + 1] = mj.first[i] + (o->n_rows + per - 1) / per;
+        work += (uint64_t)o->n_rows * (uint64_t)in * (uint64_t)n_tok;
+    }
+    ellm_kernels_run(k, mj.first[n_outs], work, multi_task, &mj);
+    return ELLM_OK;
+}
+
 ellm_status ellm_matmul(ellm_kernels *k, const ellm_qtensor *w, int64_t row0, int64_t n_rows, const float *x,
                         int n_tok, float *y, int64_t y_stride, ellm_error *err) {
-    mm_job j = {k, w, row0, n_rows, w->shape[w->n_dims - 1], x, n_tok, y, y_stride};
-    const uint64_t work = (uint64_t)n_rows * (uint64_t)j.in * (uint64_t)n_tok;
-    if (ellm_matmul_uses_int8(k, w)) {
-        ellm_status st = ellm_quantize_acts(&k->qa, x, n_tok, j.in, err);
-        if (st) return st;
-        ellm_kernels_run(k, (n_rows + MM_ROWS - 1) / MM_ROWS, work, int_task, &j);
-    } else if (n_tok == 1) {
-        ellm_kernels_run(k, (n_rows + MV_ROWS - 1) / MV_ROWS, work, matvec_task, &j);
-    } else {
-        ellm_kernels_run(k, (n_rows + MM_ROWS - 1) / MM_ROWS, work, matmul_task, &j);
-    }
-    return ELLM_OK;
+    ellm_mm_out o = {w, row0, n_rows, y, y_stride};
+    return ellm_matmul_multi(k, &o, 1, x, n_tok, err);
 }
 
 ellm_status ellm_kernels_check_tensor(const ellm_qtensor *w, ellm_error *err) {

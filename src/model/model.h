@@ -137,6 +137,18 @@ int ellm_kernels_have_simd(void);
 ellm_status ellm_matmul(ellm_kernels *k, const ellm_qtensor *w, int64_t row0, int64_t n_rows,
                         const float *x, int n_tok, float *y, int64_t y_stride, ellm_error *err);
 
+/* Several products sharing the activations x (q, k and v; gate and up) in
+ * one hand-off to the pool: out i gets W_i[row0_i ..+n_rows_i] x. */
+#define ELLM_MATMUL_MAX_OUTS 4
+typedef struct ellm_mm_out {
+    const ellm_qtensor *w;
+    int64_t row0, n_rows;
+    float *y;
+    int64_t y_stride;
+} ellm_mm_out;
+ellm_status ellm_matmul_multi(ellm_kernels *k, const ellm_mm_out *outs, int n_outs, const float *x, int n_tok,
+                              ellm_error *err);
+
 /* Runs fn over n_tasks tasks on the pool, or on the calling thread when the
  * work (multiply-adds) is too small to be worth the hand-off. */
 #define ELLM_PARALLEL_MIN_WORK (1u << 16)

@@ -189,6 +189,36 @@ int main(void) {
         run_case(pool, 300, 576, 4, 128, 1, 0, 300, &rng);
         ellm_pool_destroy(pool);
     }
+    /* Several products in one call (q/k/v, gate/up) == one call each,
+     * bit for bit, also when the weights take different paths. */
+    {
+        ellm_pool *pool;
+        ellm_error err;
+        if (ellm_pool_create(2, &pool, &err)) return 1;
+        ellm_qtensor a, b, c;
+        make_tensor(&a, &rng, 300, 256, 8, 300 * 256);
+        make_tensor(&b, &rng, 70, 256, 4, 32);
+        make_tensor(&c, &rng, 50, 256, 32, 1);
+        for (int n_tok = 1; n_tok <= 5; n_tok += 4) {
+            float *x = malloc((size_t)n_tok * 256 * sizeof(float));
+            for (int i = 0; i < n_tok * 256; i++) x[i] = (float)ellm_rng_normal(&rng);
+            float *y1 = calloc((size_t)n_tok * 420, sizeof(float)), *y2 = calloc((size_t)n_tok * 420, sizeof(float));
+            ellm_kernels k;
+            ellm_kernels_init(&k, pool, 256, 0, &err);
+            ellm_mm_out outs[3] = {{&a, 10, 290, y1, 420}, {&b, 0, 70, y1 + 290, 420}, {&c, 5, 45, y1 + 360, 420}};
+            CHECK(ellm_matmul_multi(&k, outs, 3, x, n_tok, &err) == ELLM_OK, "multi");
+            ellm_matmul(&k, &a, 10, 290, x, n_tok, y2, 420, &err);
+            ellm_matmul(&k, &b, 0, 70, x, n_tok, y2 + 290, 420, &err);
+            ellm_matmul(&k, &c, 5, 45, x, n_tok, y2 + 360, 420, &err);
+            CHECK(memcmp(y1, y2, (size_t)n_tok * 420 * sizeof(float)) == 0, "multi-product call differs (%d tokens)",
+                  n_tok);
+            ellm_kernels_free(&k);
+            free(x), free(y1), free(y2);
+        }
+        ellm_qtensor_free(&a), ellm_qtensor_free(&b), ellm_qtensor_free(&c);
+        ellm_pool_destroy(pool);
+    }
+
     /* A tensor the kernels cannot use is refused by name. */
     ellm_qtensor bad;
     make_tensor(&bad, &rng, 4, 8, 8, 8);
