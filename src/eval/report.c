@@ -262,6 +262,10 @@ static json_t *row_json(const ellm_report_row *r) {
                           r->bits, "params", (json_int_t)r->params, "size_bytes", (json_int_t)r->size_bytes,
                           "effective_bits_per_weight", r->effective_bits, "entropy_bits_per_weight",
                           r->entropy_bits, "coded_bits_per_weight", r->coded_bits);
+    if (r->bits == 16) { /* not coded: no entropy to speak of */
+        json_object_set_new(o, "entropy_bits_per_weight", json_null());
+        json_object_set_new(o, "coded_bits_per_weight", json_null());
+    }
     if (r->has_ppl)
         json_object_set_new(o, "perplexity",
                             json_pack("{s:f, s:f, s:f, s:I, s:i, s:i}", "perplexity", r->ppl.ppl, "stderr",
