@@ -19,8 +19,8 @@
 
 #include "tokenizer/tok_internal.h"
 
-static const char *const format_names[] = {"none",       "chatml",     "phi3",  "phi3-mini",
-                                           "mistral-v1", "mistral-v3", "llama2"};
+static const char *const format_names[] = {"none",       "chatml",     "phi3",   "phi3-mini", "mistral-v1",
+                                           "mistral-v3", "llama2",     "llama3", "zephyr"};
 
 const char *ellm_chat_format_name(ellm_chat_format f) {
     return (unsigned)f < ELLM_ARRAY_LEN(format_names) ? format_names[f] : "?";
@@ -67,9 +67,12 @@ ellm_chat_format tok_chat_detect(const ellm_tokenizer *t, const char *tmpl, char
             *default_system = chatml_default_system(tmpl);
             return ELLM_CHAT_CHATML;
         }
+        if (strstr(tmpl, "<|start_header_id|>") && strstr(tmpl, "<|eot_id|>")) return ELLM_CHAT_LLAMA3;
         if (strstr(tmpl, "<|user|>") && strstr(tmpl, "<|end|>"))
             return strstr(tmpl, "<|system|>") || strstr(tmpl, "add_generation_prompt") ? ELLM_CHAT_PHI3
                                                                                     : ELLM_CHAT_PHI3_MINI;
+        if (strstr(tmpl, "<|user|>") && strstr(tmpl, "<|assistant|>") && strstr(tmpl, "eos_token"))
+            return ELLM_CHAT_ZEPHYR;
         if (strstr(tmpl, "[INST]")) {
             if (strstr(tmpl, "<<SYS>>")) return ELLM_CHAT_LLAMA2;
             return is_control(t, "[INST]") ? ELLM_CHAT_MISTRAL_V3 : ELLM_CHAT_MISTRAL_V1;
@@ -77,6 +80,7 @@ ellm_chat_format tok_chat_detect(const ellm_tokenizer *t, const char *tmpl, char
         return ELLM_CHAT_NONE;
     }
     if (is_control(t, "<|im_start|>") && is_control(t, "<|im_end|>")) return ELLM_CHAT_CHATML;
+    if (is_control(t, "<|start_header_id|>") && is_control(t, "<|eot_id|>")) return ELLM_CHAT_LLAMA3;
     if (is_control(t, "<|user|>") && is_control(t, "<|end|>")) return ELLM_CHAT_PHI3;
     if (is_control(t, "[INST]") && is_control(t, "[/INST]")) return ELLM_CHAT_MISTRAL_V3;
     return ELLM_CHAT_NONE;
@@ -95,7 +99,7 @@ ellm_status ellm_tokenizer_set_chat_template(ellm_tokenizer *t, const char *name
     if (f == ELLM_CHAT_NONE)
         return ellm_fail(err, ELLM_E_UNSUPPORTED,
                          "%s: chat template not recognised: give one of chatml, phi3, phi3-mini, mistral-v1, "
-                         "mistral-v3, llama2, or a template of those families",
+                         "mistral-v3, llama2, llama3, zephyr, or a template of those families",
                          t->what);
     free(t->chat_default_system);
     t->chat_default_system = def;
@@ -252,12 +256,12 @@ ellm_status ellm_tokenizer_chat_render(const ellm_tokenizer *t, const ellm_chat_
         if (t->chat_template)
             return ellm_fail(err, ELLM_E_UNSUPPORTED,
                              "%s: the model's chat template is not one we recognise (ChatML, Phi-3, Mistral, "
-                             "Llama-2); choose a format explicitly (chatml, phi3, phi3-mini, mistral-v1, mistral-v3, "
-                             "llama2)",
+                             "Llama-2, Llama-3, Zephyr); choose a format explicitly (chatml, phi3, phi3-mini, "
+                             "mistral-v1, mistral-v3, llama2, llama3, zephyr)",
                              t->what);
         return ellm_fail(err, ELLM_E_UNSUPPORTED,
                          "%s: no chat template (a base model?); choose a format explicitly (chatml, phi3, phi3-mini, "
-                         "mistral-v1, mistral-v3, llama2)",
+                         "mistral-v1, mistral-v3, llama2, llama3, zephyr)",
                          t->what);
     case ELLM_CHAT_CHATML:
         if ((st = need_token(t, "<|im_start|>", &id, err))) return st;
@@ -311,6 +315,32 @@ ellm_status ellm_tokenizer_chat_render(const ellm_tokenizer *t, const ellm_chat_
         break;
     case ELLM_CHAT_LLAMA2:
         st = render_llama2(t, msgs, n, &b, err);
+        break;
+    case ELLM_CHAT_LLAMA3:
+        if ((st = need_token(t, "<|start_header_id|>", &id, err))) return st;
+        for (size_t i = 0; i < n; i++) {
+            if (i == 0 && t->bos >= 0) put_piece(&b, t, t->bos);
+            puts_(&b, "<|start_header_id|>");
+            puts_(&b, msgs[i].role);
+            puts_(&b, "<|end_header_id|>\n\n");
+            put_stripped(&b, msgs[i].content); /* Jinja's trim */
+            puts_(&b, "<|eot_id|>");
+        }
+        if (add_generation_prompt) puts_(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+        break;
+    case ELLM_CHAT_ZEPHYR:
+        if (t->eos < 0) return ellm_fail(err, ELLM_E_UNSUPPORTED, "%s: Zephyr chat needs an EOS token", t->what);
+        for (size_t i = 0; i < n; i++) {
+            const ellm_chat_message *m = &msgs[i];
+            if (!role_is(m, "user") && !role_is(m, "system") && !role_is(m, "assistant")) continue;
+            puts_(&b, "<|");
+            puts_(&b, m->role);
+            puts_(&b, "|>\n");
+            puts_(&b, m->content);
+            put_piece(&b, t, t->eos);
+            puts_(&b, "\n");
+        }
+        if (add_generation_prompt) puts_(&b, "<|assistant|>\n");
         break;
     }
     if (!st && b.oom) st = ellm_fail(err, ELLM_E_NOMEM, "out of memory rendering a chat");

@@ -207,6 +207,56 @@ static void llama2_chat(void) {
     ellm_tokenizer_free(t);
 }
 
+/* Llama 3 and Zephyr (TinyLlama-Chat): renderings equal jinja2's (HF's
+ * trim_blocks/lstrip_blocks) for the templates those models ship. */
+static void llama3_zephyr(void) {
+    static const char j[] =
+        "{\"added_tokens\": [{\"id\": 0, \"content\": \"<|begin_of_text|>\", \"special\": true},"
+        " {\"id\": 1, \"content\": \"<|start_header_id|>\", \"special\": true},"
+        " {\"id\": 2, \"content\": \"<|end_header_id|>\", \"special\": true},"
+        " {\"id\": 3, \"content\": \"<|eot_id|>\", \"special\": true}],"
+        " \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"use_regex\": true}, \"decoder\": {\"type\": \"ByteLevel\"},"
+        " \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\":"
+        " \"<|begin_of_text|>\"}}, {\"Sequence\": {\"id\": \"A\"}}]},"
+        " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 4}, \"merges\": []}}";
+    ellm_tokenizer *t;
+    ellm_error err;
+    CHECK(ellm_tokenizer_from_hf_json((const uint8_t *)j, strlen(j), "llama3", &t, &err) == ELLM_OK, "%s", err.message);
+    if (g_failures) return;
+    CHECK(ellm_tokenizer_chat_format(t) == ELLM_CHAT_LLAMA3, "llama3 from the vocabulary");
+    CHECK(ellm_tokenizer_is_stop(t, 3), "<|eot_id|> stops");
+    const ellm_chat_message msgs[] = {{"system", "You are terse."},
+                                      {"user", " What is 2+2? "},
+                                      {"assistant", "4."},
+                                      {"user", "And 3+3?"}};
+    char *text;
+    CHECK(ellm_tokenizer_chat_render(t, msgs, 4, 1, &text, &err) == ELLM_OK, "%s", err.message);
+    CHECK(!strcmp(text, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|>"
+                        "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|><|start_header_id|>"
+                        "assistant<|end_header_id|>\n\n4.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nAnd "
+                        "3+3?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"),
+          "llama3 '%s'", text);
+    free(text);
+    ellm_tokenizer_free(t);
+    /* TinyLlama-1.1B-Chat's template, on the Llama 2 vocabulary */
+    t = load_tok("llama2_tokenizer/tokenizer.model");
+    const char *zephyr = "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + "
+                         "message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ "
+                         "'<|system|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == "
+                         "'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif "
+                         "%}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% "
+                         "endfor %}";
+    CHECK(ellm_tokenizer_set_chat_template(t, zephyr, &err) == ELLM_OK, "%s", err.message);
+    CHECK(ellm_tokenizer_chat_format(t) == ELLM_CHAT_ZEPHYR, "zephyr detected");
+    CHECK(ellm_tokenizer_chat_render(t, msgs, 4, 1, &text, &err) == ELLM_OK, "%s", err.message);
+    CHECK(!strcmp(text, "<|system|>\nYou are terse.</s>\n<|user|>\n What is 2+2? </s>\n<|assistant|>\n4.</s>\n"
+                        "<|user|>\nAnd 3+3?</s>\n<|assistant|>\n"),
+          "zephyr '%s'", text);
+    free(text);
+    ellm_tokenizer_free(t);
+    printf("llama3 / zephyr renderings checked\n");
+}
+
 int main(void) {
     mistral("mistral-v1", "hf/mistral-7b-instruct/mistral-common/tokenizer.model.v1", "mistral-v1",
             "hf/mistral-7b-instruct/mistral-common/samples/no_tools/tokens_v1.json",
@@ -218,6 +268,7 @@ int main(void) {
     phi3_gguf();
     chatml();
     llama2_chat();
+    llama3_zephyr();
     if (g_failures) {
         fprintf(stderr, "%d failures\n", g_failures);
         return 1;

@@ -103,10 +103,13 @@ typedef enum ellm_chat_format {
     ELLM_CHAT_PHI3_MINI,   /* Phi-3-mini-4k GGUF form: bos, user turn opens <|assistant|> */
     ELLM_CHAT_MISTRAL_V1,  /* [INST] ... [/INST] as plain text pieces */
     ELLM_CHAT_MISTRAL_V3,  /* [INST]/[/INST] control tokens */
-    ELLM_CHAT_LLAMA2       /* <s>[INST] <<SYS>>\n...\n<</SYS>>\n\n... [/INST] */
+    ELLM_CHAT_LLAMA2,      /* <s>[INST] <<SYS>>\n...\n<</SYS>>\n\n... [/INST] */
+    ELLM_CHAT_LLAMA3,      /* <|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|> */
+    ELLM_CHAT_ZEPHYR       /* TinyLlama-Chat: <|user|>\n...</s>\n<|assistant|>\n */
 } ellm_chat_format;
 
-/* "chatml", "phi3", "phi3-mini", "mistral-v1", "mistral-v3", "llama2" */
+/* "chatml", "phi3", "phi3-mini", "mistral-v1", "mistral-v3", "llama2",
+ * "llama3", "zephyr" */
 const char *ellm_chat_format_name(ellm_chat_format f);
 ellm_chat_format ellm_tokenizer_chat_format(const ellm_tokenizer *t);
 /* Overrides the detected format: a name above, or the text of a Jinja chat
