@@ -89,6 +89,7 @@ static void test_raw_twin_and_histogram(const char *path, int bits, const char *
     ellm_compress_options_default(&o);
     o.bits = bits;
     o.n_threads = 1;
+    if (bits == 8) o.keep = ELLM_KEEP_NORMS; /* float tensors travel into the twin too */
     if (ellm_compress(path, coded, &o, NULL, &err)) die("compress", &err);
     if (ellm_eval_store_raw(coded, plain, 2, &err)) die("store raw", &err);
     ellm_file *f1, *f2;
@@ -116,6 +117,7 @@ static void test_raw_twin_and_histogram(const char *path, int bits, const char *
         ellm_qtensor_free(&q2[i]);
     }
     CHECK(coded_tensors > 0);
+    if (bits == 8) CHECK(int_params < 260032); /* the norms stayed in float */
     for (size_t i = 0; i < f1->n_blobs && i < f2->n_blobs; i++)
         CHECK(f1->blobs[i].size == f2->blobs[i].size && memcmp(f1->blobs[i].data, f2->blobs[i].data, f1->blobs[i].size) == 0);
     free(q1), free(q2);
