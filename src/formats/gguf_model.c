@@ -96,11 +96,13 @@ static ellm_status build_config(const gguf_ctx *g, const char *path, const arch_
     else if (get_u(g, path, a, "vocab_size", 0, &vocab, err)) return err->code;
     long emb = src_find(m, "token_embd.weight");
     if (emb < 0) return ellm_fail(err, ELLM_E_FORMAT, "%s: tensor token_embd.weight is missing", path);
-    if (vocab == 0) vocab = m->tensors[emb].shape[0];
-    if (m->tensors[emb].shape[0] != vocab)
+    /* As in HF configs, vocab_size is the embedding's row count; a tokenizer
+     * may define fewer tokens (padded embeddings), never more. */
+    if (vocab > m->tensors[emb].shape[0])
         return ellm_fail(err, ELLM_E_FORMAT,
-                         "%s: the tokenizer has %lld tokens but token_embd.weight has %lld rows", path,
+                         "%s: the tokenizer has %lld tokens but token_embd.weight has only %lld rows", path,
                          (long long)vocab, (long long)m->tensors[emb].shape[0]);
+    vocab = m->tensors[emb].shape[0];
 
     json_t *o = json_object();
     json_object_set_new(o, "architectures", json_pack("[s]", ad->hf_class));

@@ -67,7 +67,7 @@ static void gguf_name(const char *meta, char *out, size_t n) {
 /* Writes stories260K as a GGUF; arch and an optional quantized tensor type
  * for the first matrix vary per case. */
 static void write_gguf(const char *data, const char *out, const char *arch, uint32_t first_matrix_type,
-                       bool with_tokens) {
+                       int n_tokens /* 0: none; > 512: padded with extra pieces */) {
     char path[1024];
     snprintf(path, sizeof path, "%s/stories260K/stories260K.bin", data);
     ellm_error err = {0};
@@ -88,22 +88,29 @@ static void write_gguf(const char *data, const char *out, const char *arch, uint
     gguf_writer_set_u32(w, K("context_length"), 512);
     gguf_writer_set_f32(w, K("rope.freq_base"), 10000.0f);
     gguf_writer_set_f32(w, K("attention.layer_norm_rms_epsilon"), 1e-5f);
-    if (with_tokens) {
+    if (n_tokens) {
         /* the real vocabulary from tok512.bin */
         const src_blob *tb = src_find_blob(c.src, "tokenizer.bin");
-        const char *items[512];
-        size_t lens[512];
-        float scores[512];
+        const char *items[600];
+        size_t lens[600];
+        float scores[600];
         size_t off = 4;
-        for (int i = 0; i < 512; i++) {
+        CHECK(n_tokens >= 512 && n_tokens <= 600);
+        for (int i = 0; i < n_tokens; i++) {
+            if (i >= 512) {
+                items[i] = "<extra>";
+                lens[i] = 7;
+                scores[i] = 0;
+                continue;
+            }
             memcpy(&scores[i], tb->data + off, 4);
             lens[i] = ellm_le32(tb->data + off + 4);
             items[i] = (const char *)tb->data + off + 8;
             off += 8 + lens[i];
         }
         gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
-        gguf_writer_set_str_array(w, "tokenizer.ggml.tokens", items, lens, 512);
-        gguf_writer_set_array(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, 512);
+        gguf_writer_set_str_array(w, "tokenizer.ggml.tokens", items, lens, (uint64_t)n_tokens);
+        gguf_writer_set_array(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, (uint64_t)n_tokens);
         gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
         gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
     }
@@ -137,7 +144,7 @@ int main(void) {
     snprintf(out, sizeof out, "%s/stories.gguf", tmp);
     snprintf(src_path, sizeof src_path, "%s/stories260K/stories260K.bin", data);
     ellm_error err = {0};
-    write_gguf(data, out, "llama", GGML_TYPE_F16, true);
+    write_gguf(data, out, "llama", GGML_TYPE_F16, 512);
 
     src_model *m, *ref;
     CHECK_OK(src_open(out, NULL, &m, &err), err);
@@ -199,24 +206,28 @@ int main(void) {
     }
 
     /* phi3: rope layout half, architecture class */
-    write_gguf(data, out, "phi3", GGML_TYPE_F16, true);
+    write_gguf(data, out, "phi3", GGML_TYPE_F16, 512);
     CHECK_OK(src_open(out, NULL, &m, &err), err);
     CHECK(strstr(m->config_json, "\"Phi3ForCausalLM\"") && strstr(m->config_json, "\"half\""));
     src_close(m);
     /* quantized tensors are refused by name and type */
-    write_gguf(data, out, "llama", 8, true);
+    write_gguf(data, out, "llama", 8, 512);
     CHECK_FAIL(src_open(out, NULL, &m, &err), ELLM_E_UNSUPPORTED,
                "tensor blk.0.attn_q.weight has type Q8_0: already-quantized GGUF files are not supported; "
                "give an F32/F16/BF16 model", err);
     CHECK(strstr(err.message, "stories.gguf"));
     /* unknown architecture */
-    write_gguf(data, out, "gpt2", GGML_TYPE_F16, true);
+    write_gguf(data, out, "gpt2", GGML_TYPE_F16, 512);
     CHECK_FAIL(src_open(out, NULL, &m, &err), ELLM_E_UNSUPPORTED, "architecture \"gpt2\" is not supported", err);
     /* no vocabulary: vocab from the embedding rows, no tokenizer blob */
-    write_gguf(data, out, "mistral", GGML_TYPE_F16, false);
+    write_gguf(data, out, "mistral", GGML_TYPE_F16, 0);
     CHECK_OK(src_open(out, NULL, &m, &err), err);
     CHECK(strstr(m->config_json, "\"vocab_size\": 512") && !src_find_blob(m, "tokenizer.gguf"));
     src_close(m);
+    /* more tokens than embedding rows */
+    write_gguf(data, out, "llama", GGML_TYPE_F16, 513);
+    CHECK_FAIL(src_open(out, NULL, &m, &err), ELLM_E_FORMAT, "513 tokens but token_embd.weight has only 512 rows",
+               err);
     /* a vocabulary-only GGUF is not a model */
     char vp[1024];
     snprintf(vp, sizeof vp, "%s/vocab/ggml-vocab-llama-spm.gguf", data);
