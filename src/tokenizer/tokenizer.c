@@ -1027,36 +1027,35 @@ static ellm_status bpe_fragment(tok_work *w, const char *s, size_t n, int at_sta
     return bpe_split(w, s, n, 0);
 }
 
-static ellm_status encode_fragment_normalized(tok_work *w, const char *s, size_t n, size_t offset,
-                                              int after_special);
+static ellm_status encode_fragment_normalized(tok_work *w, const char *s, size_t n, size_t offset);
 
-static ellm_status encode_fragment(tok_work *w, const char *s, size_t n, size_t offset, int after_special) {
-    if (n == 0 || !w->t->nfc || !tok_needs_nfc(s, n)) return encode_fragment_normalized(w, s, n, offset, after_special);
+/* Encodes the ordinary text between special tokens; `offset` is where it
+ * starts in the input (the dummy prefix and BPE prefix space depend on it). */
+static ellm_status encode_fragment(tok_work *w, const char *s, size_t n, size_t offset) {
+    if (n == 0 || !w->t->nfc || !tok_needs_nfc(s, n)) return encode_fragment_normalized(w, s, n, offset);
     char *norm;
     size_t len;
     ellm_status st = tok_nfc(s, n, &norm, &len, w->err);
     if (st) return st;
-    st = encode_fragment_normalized(w, norm, len, offset, after_special);
+    st = encode_fragment_normalized(w, norm, len, offset);
     free(norm);
     return st;
 }
 
-static ellm_status encode_fragment_normalized(tok_work *w, const char *s, size_t n, size_t offset,
-                                              int after_special) {
+static ellm_status encode_fragment_normalized(tok_work *w, const char *s, size_t n, size_t offset) {
     const ellm_tokenizer *t = w->t;
     if (n == 0) return ELLM_OK;
     switch (t->kind) {
     case ELLM_TOK_SPM: {
         int prefix = t->prefix_mode == TOK_PREFIX_EACH || (t->prefix_mode == TOK_PREFIX_FIRST && offset == 0);
-        (void)after_special;
         return spm_fragment(w, s, n, prefix);
     }
     case ELLM_TOK_LLAMA2C:
         return llama2c_fragment(w, s, n, offset == 0);
     case ELLM_TOK_BPE:
-        return bpe_fragment(w, s, n, offset == 0);
+        return bpe_fragment(w, s, n, 1); /* HF ByteLevel(add_prefix_space) prefixes every fragment */
     }
-    return ELLM_E_INTERNAL;
+    return ellm_fail(w->err, ELLM_E_INTERNAL, "%s: unknown tokenizer kind %d", t->what, (int)t->kind);
 }
 
 static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
@@ -1090,7 +1089,6 @@ ellm_status ellm_tokenize(const ellm_tokenizer *t, const char *text, size_t len,
     if (!t->userdef_in_model) types |= 1u << ELLM_TOKT_USER_DEFINED;
     if (parse_special) types |= (1u << ELLM_TOKT_CONTROL) | (1u << ELLM_TOKT_UNKNOWN);
     size_t pos = 0, frag = 0;
-    int after_special = 0;
     while (!st && pos < len) {
         uint8_t b = (uint8_t)text[pos];
         int32_t id = -1;
@@ -1103,15 +1101,14 @@ ellm_status ellm_tokenize(const ellm_tokenizer *t, const char *text, size_t len,
         size_t end = pos;
         if (t->attrs[id] & TOK_ATTR_LSTRIP)
             while (end > frag && is_ws(text[end - 1])) end--;
-        st = encode_fragment(&w, text + frag, end - frag, frag, after_special);
+        st = encode_fragment(&w, text + frag, end - frag, frag);
         if (!st) st = push_id(&w, id);
         pos += t->raw_len[id];
         if (t->attrs[id] & TOK_ATTR_RSTRIP)
             while (pos < len && is_ws(text[pos])) pos++;
         frag = pos;
-        after_special = 1;
     }
-    if (!st) st = encode_fragment(&w, text + frag, len - frag, frag, after_special);
+    if (!st) st = encode_fragment(&w, text + frag, len - frag, frag);
     if (st) {
         free(w.ids);
         work_free(&w);
