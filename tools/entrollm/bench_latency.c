@@ -28,7 +28,7 @@ static void usage(FILE *out) {
             "Options:\n"
             "  --prompt-tokens P   prompt length (default 128)\n"
             "  --gen-tokens N      generated tokens (default 64)\n"
-            "  --repeat R          runs per row (default 5)\n"
+            "  --repeat R          runs per row (default 10)\n"
             "  --threads N         threads (default: all cores)\n"
             "  --json              print one JSON object on stdout\n"
             "  -h, --help          this help\n");
@@ -56,7 +56,7 @@ static void remove_temps(variant *v, int n, const char *dir) {
 
 int bench_latency_main(int argc, char **argv) {
     const char *model = NULL;
-    long prompt = 128, gen = 64, repeat = 5, threads = 0;
+    long prompt = 128, gen = 64, repeat = 10, threads = 0;
     bool json = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
