@@ -120,6 +120,7 @@ static void lossless(void) {
                            "hf/mistral-7b-instruct/mistral-common/mistral_instruct_tokenizer_240323.model.v3",
                            "vocab/ggml-vocab-gpt-2.gguf",
                            "stories260K/tok512.bin",
+                           "aidreams260K/tok512.bin",
                            "llama2_tokenizer/tokenizer.bin"};
     ellm_rng r;
     ellm_rng_seed(&r, 7);
