@@ -66,9 +66,15 @@ static inline void ec_huf_lane_split(uint32_t seg_count, int bits, uint32_t lane
 void ec_huf_codes(const uint8_t *lens, int alphabet, uint16_t *codes);
 /* Upper bound of a segment's coded bytes. */
 uint64_t ec_huf_segment_bound(uint32_t seg_count);
-/* Encodes one segment (symbols unpacked, one byte each) into dst; returns bytes. */
-size_t ec_huf_encode_segment(const uint8_t *lens, const uint16_t *codes, const uint8_t *sym,
-                             uint32_t seg_count, int bits, uint8_t *dst);
+/* The codes as written to the stream: canonical codes bit-reversed. */
+void ec_huf_stream_codes(const uint8_t *lens, int alphabet, uint32_t *rcode);
+/* Exact byte length of each lane of a segment. */
+void ec_huf_lane_bytes(const uint8_t *lens, const uint8_t *sym, uint32_t seg_count, int bits,
+                       uint32_t lane_bytes[EC_HUF_LANES]);
+/* Encodes one segment (symbols unpacked, one byte each) into exactly its
+ * EC_HUF_LANE_HEADER + sum(lane_bytes) bytes at dst. */
+void ec_huf_encode_segment(const uint8_t *lens, const uint32_t *rcode, const uint8_t *sym, uint32_t seg_count,
+                           int bits, const uint32_t lane_bytes[EC_HUF_LANES], uint8_t *dst);
 /* Checks lengths (Kraft, max length) and builds decode tables (malloc'd). */
 ellm_status ec_huf_tables_build(const uint8_t *lens, int alphabet, int bits, const char *what,
                                 void **tables, ellm_error *err);

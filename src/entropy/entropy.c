@@ -56,8 +56,15 @@ typedef struct encode_job {
     const uint8_t *symbols;
     uint64_t n;
     uint32_t seg_syms;
+    /* Huffman: sizes first (lane_bytes), then every segment straight into
+     * its place in the block (stream + seg_offset). */
     const uint8_t *lens;
-    const uint16_t *codes;
+    const uint32_t *rcode;
+    uint32_t *lane_bytes; /* EC_HUF_LANES per segment */
+    const uint64_t *seg_offset;
+    uint8_t *stream;
+    /* rANS: the size is known only after coding: each segment into its own
+     * buffer, gathered afterwards. */
     const uint16_t *freq;
     int scale_bits;
     uint8_t **seg_data;
@@ -65,23 +72,39 @@ typedef struct encode_job {
     atomic_int failed;
 } encode_job;
 
-static void encode_task(void *ctx, int64_t task, int thread) {
+static uint32_t job_segment(const encode_job *j, int64_t task, uint64_t *first) {
+    *first = (uint64_t)task * j->seg_syms;
+    return (uint32_t)ELLM_MIN((uint64_t)j->seg_syms, j->n - *first);
+}
+
+static void huf_size_task(void *ctx, int64_t task, int thread) {
     encode_job *j = ctx;
-    uint64_t first = (uint64_t)task * j->seg_syms;
-    uint32_t count = (uint32_t)ELLM_MIN((uint64_t)j->seg_syms, j->n - first);
-    uint64_t bound = j->coder == ELLM_CODER_HUFFMAN ? ec_huf_segment_bound(count) : ec_rans_segment_bound(count);
+    uint64_t first;
+    uint32_t count = job_segment(j, task, &first);
+    ec_huf_lane_bytes(j->lens, j->symbols + first, count, j->bits, j->lane_bytes + EC_HUF_LANES * task);
+}
+
+static void huf_encode_task(void *ctx, int64_t task, int thread) {
+    encode_job *j = ctx;
+    uint64_t first;
+    uint32_t count = job_segment(j, task, &first);
+    ec_huf_encode_segment(j->lens, j->rcode, j->symbols + first, count, j->bits, j->lane_bytes + EC_HUF_LANES * task,
+                          j->stream + j->seg_offset[task]);
+}
+
+static void rans_encode_task(void *ctx, int64_t task, int thread) {
+    encode_job *j = ctx;
+    uint64_t first;
+    uint32_t count = job_segment(j, task, &first);
+    uint64_t bound = ec_rans_segment_bound(count);
     uint8_t *dst = malloc(bound);
     if (!dst) {
         atomic_store(&j->failed, 1);
         return;
     }
-    size_t n;
-    if (j->coder == ELLM_CODER_HUFFMAN)
-        n = ec_huf_encode_segment(j->lens, j->codes, j->symbols + first, count, j->bits, dst);
-    else
-        n = ec_rans_encode_segment(j->freq, 1 << j->bits, j->scale_bits, j->symbols + first, count, dst, bound);
+    j->seg_size[task] = ec_rans_encode_segment(j->freq, 1 << j->bits, j->scale_bits, j->symbols + first, count, dst,
+                                               bound);
     j->seg_data[task] = dst;
-    j->seg_size[task] = n;
 }
 
 ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64_t n,
@@ -107,13 +130,14 @@ ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64
 
     uint8_t table[512];
     uint8_t lens[256] = {0};
-    uint16_t codes[256] = {0}, freq[256] = {0};
+    uint32_t rcode[256] = {0};
+    uint16_t freq[256] = {0};
     int param;
     ellm_status st;
     if (coder == ELLM_CODER_HUFFMAN) {
         st = ec_huffman_lengths(hist, alphabet, EC_HUF_MAX_LEN, lens, err);
         if (st) return st;
-        ec_huf_codes(lens, alphabet, codes);
+        ec_huf_stream_codes(lens, alphabet, rcode);
         memcpy(table, lens, (size_t)alphabet);
         param = EC_HUF_MAX_LEN;
     } else {
@@ -124,31 +148,57 @@ ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64
     }
 
     uint64_t n_seg = n ? (n - 1) / seg + 1 : 0;
-    if (n_seg > SIZE_MAX / 16) return ellm_fail(err, ELLM_E_ARG, "ec_encode: too many segments");
+    if (n_seg > SIZE_MAX / 64) return ellm_fail(err, ELLM_E_ARG, "ec_encode: too many segments");
     encode_job job = {.coder = coder, .bits = bits, .symbols = symbols, .n = n, .seg_syms = seg,
-                      .lens = lens, .codes = codes, .freq = freq, .scale_bits = param};
+                      .lens = lens, .rcode = rcode, .freq = freq, .scale_bits = param};
     atomic_init(&job.failed, 0);
-    job.seg_data = ellm_calloc((size_t)n_seg + 1, sizeof *job.seg_data, err);
-    job.seg_size = ellm_calloc((size_t)n_seg + 1, sizeof *job.seg_size, err);
-    if (!job.seg_data || !job.seg_size) {
-        st = ELLM_E_NOMEM;
-        goto done;
+    uint64_t *seg_offset = ellm_malloc(((size_t)n_seg + 1) * sizeof *seg_offset, err);
+    if (!seg_offset) return ELLM_E_NOMEM;
+    uint8_t *b = NULL;
+
+    /* Segment sizes. */
+    if (coder == ELLM_CODER_HUFFMAN) {
+        job.lane_bytes = ellm_malloc(((size_t)n_seg + 1) * EC_HUF_LANES * sizeof *job.lane_bytes, err);
+        if (!job.lane_bytes) {
+            st = ELLM_E_NOMEM;
+            goto done;
+        }
+        ellm_pool_run(pool, (int64_t)n_seg, huf_size_task, &job);
+    } else {
+        job.seg_data = ellm_calloc((size_t)n_seg + 1, sizeof *job.seg_data, err);
+        job.seg_size = ellm_calloc((size_t)n_seg + 1, sizeof *job.seg_size, err);
+        if (!job.seg_data || !job.seg_size) {
+            st = ELLM_E_NOMEM;
+            goto done;
+        }
+        ellm_pool_run(pool, (int64_t)n_seg, rans_encode_task, &job);
+        if (atomic_load(&job.failed)) {
+            st = ellm_fail(err, ELLM_E_NOMEM, "ec_encode: out of memory encoding segments");
+            goto done;
+        }
     }
-    ellm_pool_run(pool, (int64_t)n_seg, encode_task, &job);
-    if (atomic_load(&job.failed)) {
-        st = ellm_fail(err, ELLM_E_NOMEM, "ec_encode: out of memory encoding segments");
-        goto done;
+    uint64_t stream_bytes = 0;
+    for (uint64_t i = 0; i < n_seg; i++) {
+        seg_offset[i] = stream_bytes;
+        if (coder == ELLM_CODER_HUFFMAN) {
+            stream_bytes += EC_HUF_LANE_HEADER;
+            for (int l = 0; l < EC_HUF_LANES; l++) stream_bytes += job.lane_bytes[EC_HUF_LANES * i + (uint64_t)l];
+        } else {
+            stream_bytes += job.seg_size[i];
+        }
     }
+    seg_offset[n_seg] = stream_bytes;
+
+    /* The block: header, table, offsets, stream, padding. */
     size_t head = align8(EC_HEADER_BYTES + table_bytes(coder, alphabet));
     size_t offsets_bytes = 8 * ((size_t)n_seg + 1);
-    uint64_t stream_bytes = 0;
-    for (uint64_t i = 0; i < n_seg; i++) stream_bytes += job.seg_size[i];
     size_t total = head + offsets_bytes + (size_t)stream_bytes + EC_STREAM_PAD;
-    uint8_t *b = ellm_calloc(1, total, err);
+    b = ellm_malloc(total, err);
     if (!b) {
         st = ELLM_E_NOMEM;
         goto done;
     }
+    memset(b, 0, head);
     memcpy(b, EC_MAGIC, 4);
     b[4] = EC_VERSION;
     b[5] = (uint8_t)coder;
@@ -160,21 +210,27 @@ ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64
     ellm_put_le64(b + 24, n_seg);
     memcpy(b + EC_HEADER_BYTES, table, table_bytes(coder, alphabet));
     uint8_t *offs = b + head, *stream = b + head + offsets_bytes;
-    uint64_t pos = 0;
-    for (uint64_t i = 0; i < n_seg; i++) {
-        ellm_put_le64(offs + 8 * i, pos);
-        memcpy(stream + pos, job.seg_data[i], job.seg_size[i]);
-        pos += job.seg_size[i];
+    for (uint64_t i = 0; i <= n_seg; i++) ellm_put_le64(offs + 8 * i, seg_offset[i]);
+    memset(stream + stream_bytes, 0, EC_STREAM_PAD);
+    if (coder == ELLM_CODER_HUFFMAN) {
+        job.seg_offset = seg_offset;
+        job.stream = stream;
+        ellm_pool_run(pool, (int64_t)n_seg, huf_encode_task, &job);
+    } else {
+        for (uint64_t i = 0; i < n_seg; i++) memcpy(stream + seg_offset[i], job.seg_data[i], job.seg_size[i]);
     }
-    ellm_put_le64(offs + 8 * n_seg, pos);
     *block = b;
     *block_size = total;
+    b = NULL;
     st = ELLM_OK;
 done:
     if (job.seg_data)
         for (uint64_t i = 0; i < n_seg; i++) free(job.seg_data[i]);
     free(job.seg_data);
     free(job.seg_size);
+    free(job.lane_bytes);
+    free(seg_offset);
+    free(b);
     return st;
 }
 

@@ -144,17 +144,37 @@ static uint32_t reverse_bits(uint32_t v, int n) {
 /* ------------------------------------------------------------------------ */
 
 uint64_t ec_huf_segment_bound(uint32_t seg_count) {
-    return EC_HUF_LANE_HEADER + ((uint64_t)seg_count * EC_HUF_MAX_LEN + 7) / 8 + EC_HUF_LANES + 16;
+    return EC_HUF_LANE_HEADER + ((uint64_t)seg_count * EC_HUF_MAX_LEN + 7) / 8 + EC_HUF_LANES;
 }
 
-/* Writes one lane; dst has 8 bytes of slack past the lane's bound. */
-static size_t encode_lane(const uint8_t *lens, const uint32_t *rcode, const uint8_t *sym, uint32_t n,
-                          uint8_t *dst) {
-    uint8_t *p = dst;
+void ec_huf_stream_codes(const uint8_t *lens, int alphabet, uint32_t *rcode) {
+    uint16_t codes[256];
+    ec_huf_codes(lens, alphabet, codes);
+    for (int s = 0; s < alphabet; s++) rcode[s] = lens[s] ? reverse_bits(codes[s], lens[s]) : 0;
+}
+
+void ec_huf_lane_bytes(const uint8_t *lens, const uint8_t *sym, uint32_t seg_count, int bits,
+                       uint32_t lane_bytes[EC_HUF_LANES]) {
+    uint32_t lane_count[EC_HUF_LANES];
+    ec_huf_lane_split(seg_count, bits, lane_count);
+    for (int j = 0; j < EC_HUF_LANES; j++) {
+        uint64_t total = 0;
+        for (uint32_t i = 0; i < lane_count[j]; i++) total += lens[sym[i]];
+        lane_bytes[j] = (uint32_t)((total + 7) / 8);
+        sym += lane_count[j];
+    }
+}
+
+/* Writes one lane into exactly [dst, dst + nbytes): 8-byte stores while 8
+ * bytes remain, then byte by byte, so parallel encoders writing neighbouring
+ * lanes and segments of one block never touch each other's bytes. */
+static void encode_lane(const uint8_t *lens, const uint32_t *rcode, const uint8_t *sym, uint32_t n,
+                        uint8_t *dst, size_t nbytes) {
+    uint8_t *p = dst, *const end = dst + nbytes;
     uint64_t acc = 0;
     unsigned fill = 0; /* < 8 between flushes */
     uint32_t i = 0;
-    for (; i + 4 <= n; i += 4) { /* 4 codes: at most 7 + 44 bits */
+    for (; i + 4 <= n && end - p >= 8; i += 4) { /* 4 codes: at most 7 + 44 bits */
         for (int k = 0; k < 4; k++) {
             unsigned s = sym[i + (uint32_t)k];
             acc |= (uint64_t)rcode[s] << fill;
@@ -162,34 +182,29 @@ static size_t encode_lane(const uint8_t *lens, const uint32_t *rcode, const uint
         }
         ec_store64(p, acc);
         p += fill >> 3;
-        acc = (fill & ~7u) == 64 ? 0 : acc >> (fill & ~7u);
+        acc >>= fill & ~7u;
         fill &= 7;
     }
     for (; i < n; i++) {
         unsigned s = sym[i];
         acc |= (uint64_t)rcode[s] << fill;
         fill += lens[s];
+        for (; fill >= 8; fill -= 8, acc >>= 8) *p++ = (uint8_t)acc;
     }
-    ec_store64(p, acc); /* fill <= 7 + 33 */
-    p += (fill + 7) >> 3;
-    return (size_t)(p - dst);
+    if (fill) *p++ = (uint8_t)acc; /* the last byte, zero-padded */
 }
 
-size_t ec_huf_encode_segment(const uint8_t *lens, const uint16_t *codes, const uint8_t *sym,
-                             uint32_t seg_count, int bits, uint8_t *dst) {
-    int alphabet = 1 << bits;
-    uint32_t rcode[256];
-    for (int s = 0; s < alphabet; s++) rcode[s] = lens[s] ? reverse_bits(codes[s], lens[s]) : 0;
+void ec_huf_encode_segment(const uint8_t *lens, const uint32_t *rcode, const uint8_t *sym, uint32_t seg_count,
+                           int bits, const uint32_t lane_bytes[EC_HUF_LANES], uint8_t *dst) {
     uint32_t lane_count[EC_HUF_LANES];
     ec_huf_lane_split(seg_count, bits, lane_count);
     size_t pos = EC_HUF_LANE_HEADER;
     for (int j = 0; j < EC_HUF_LANES; j++) {
-        size_t nb = encode_lane(lens, rcode, sym, lane_count[j], dst + pos);
-        if (j < EC_HUF_LANES - 1) ellm_put_le32(dst + 4 * j, (uint32_t)nb);
-        pos += nb;
+        encode_lane(lens, rcode, sym, lane_count[j], dst + pos, lane_bytes[j]);
+        if (j < EC_HUF_LANES - 1) ellm_put_le32(dst + 4 * j, lane_bytes[j]);
+        pos += lane_bytes[j];
         sym += lane_count[j];
     }
-    return pos;
 }
 
 /* ------------------------------------------------------------------------ */
