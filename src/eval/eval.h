@@ -262,6 +262,7 @@ typedef struct ellm_latency_row {
     double prefill_s;     /* one forward pass over the P prompt tokens */
     double per_token_s;   /* mean time of one generation step over the N tokens */
     double ttft_s;        /* time to first token: load + prefill (+ argmax) */
+    bool weights_generated; /* the file's metadata says the weights are not trained */
 } ellm_latency_row;
 
 /* R times: load the model from path, prefill P tokens, generate N greedily. */

@@ -87,8 +87,12 @@ static const char prompt_text[] =
     "with her friends. One day, she saw a big red ball under a tree and asked her mom if she could "
     "play with it. Her mom said yes, and Lily ran to the ball with a happy smile. ";
 
-static ellm_status make_prompt(const ellm_tokenizer *tok, int n, int32_t *out, ellm_error *err) {
+static ellm_status make_prompt(const ellm_tokenizer *tok, int vocab, int n, int32_t *out, ellm_error *err) {
     int have = 0;
+    if (!tok) { /* a model without a tokenizer (e.g. generated weights): fixed ids */
+        for (int i = 0; i < n; i++) out[i] = (int32_t)(1 + ((int64_t)i * 7919) % (vocab > 1 ? vocab - 1 : 1));
+        return ELLM_OK;
+    }
     int32_t bos = ellm_tokenizer_bos(tok);
     if (bos >= 0) out[have++] = bos;
     int32_t *ids = NULL;
@@ -137,7 +141,7 @@ static ellm_status run_once(const char *path, const ellm_latency_options *o, run
     int32_t *prompt = ellm_malloc((size_t)P * sizeof *prompt, err);
     float *logits = ellm_malloc((size_t)info->vocab_size * sizeof *logits, err);
     if (!prompt || !logits) st = ELLM_E_NOMEM;
-    if (st == ELLM_OK) st = make_prompt(ellm_model_tokenizer(m), P, prompt, err);
+    if (st == ELLM_OK) st = make_prompt(ellm_model_tokenizer(m), info->vocab_size, P, prompt, err);
     double t1 = ellm_now();
     if (st == ELLM_OK) st = ellm_model_forward(m, prompt, P, 0, logits, 0, err);
     int32_t tok = st == ELLM_OK ? argmax(logits, info->vocab_size) : 0;
@@ -188,6 +192,9 @@ ellm_status ellm_eval_latency(const char *path, const ellm_latency_options *o, e
         ellm_file *f = NULL;
         row->coder = ELLM_CODER_RAW;
         if (ellm_file_open(path, &f, NULL) == ELLM_OK) {
+            json_t *meta = json_loads(ellm_file_metadata_json(f), 0, NULL);
+            row->weights_generated = meta && json_is_true(json_object_get(meta, "weights_generated"));
+            json_decref(meta);
             for (size_t i = 0; i < f->n_tensors; i++)
                 if (f->tensors[i].bits != 32) {
                     row->coder = f->tensors[i].coder;

@@ -158,9 +158,10 @@ int bench_latency_main(int argc, char **argv) {
                                1e3 * r->decode_s, "load_ms", 1e3 * r->load_s, "prefill_ms", 1e3 * r->prefill_s,
                                "per_token_ms", 1e3 * r->per_token_s, "ttft_ms", 1e3 * r->ttft_s));
         }
-        json_t *o = json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:o}", "model", model, "threads", n_threads,
+        json_t *o = json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:b, s:o}", "model", model, "threads", n_threads,
                               "cpu_features", ellm_cpu_features(), "prompt_tokens", (int)prompt, "gen_tokens",
-                              (int)gen, "repeat", (int)repeat, "rows", arr);
+                              (int)gen, "repeat", (int)repeat, "weights_generated", rows[0].weights_generated,
+                              "rows", arr);
         char *s = json_dumps(o, JSON_INDENT(1));
         puts(s);
         free(s);
@@ -180,6 +181,9 @@ int bench_latency_main(int argc, char **argv) {
                cli_human_bytes(r->file_bytes, size, sizeof size), 1e3 * r->decode_s, 1e3 * r->load_s,
                1e3 * r->prefill_s, 1e3 * r->per_token_s, 1e3 * r->ttft_s);
     }
+    if (rows[0].weights_generated)
+        printf("\nNOTE: the weights of this model are GENERATED, not trained (timings only; its output is "
+               "meaningless).\n");
     printf("\n(decode: parallel entropy decode alone; load: open + checksums + decode + binding;\n"
            " TTFT = load + prefill. The machine's other load adds noise: compare rows of one run.)\n");
     return EXIT_OK;
