@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "container/container.h"
+#include "formats/gguf.h"
 #include "tokenizer/test_tok_util.h"
 #include "tokenizer/tok_internal.h"
 
@@ -336,6 +337,47 @@ static void llama3_style_json(void) {
     printf("Llama-3-style tokenizer.json (Split regex, ignore_merges, Sequence post-processor): checked\n");
 }
 
+/* A GGUF vocabulary written here: scores and no token types (older files),
+ * then the same with a "tokenizer.gguf" blob as models carry it. */
+static void gguf_without_types(void) {
+    const char *toks[] = {"<unk>", "<s>", "</s>", "<0x3C>", "\xE2\x96\x81", "a", "\xE2\x96\x81" "a", "s", ">"};
+    float scores[] = {0, 0, 0, 0, -5, -3, -1, -4, -4};
+    gguf_writer *w;
+    ellm_error err;
+    CHECK(gguf_writer_new(&w, &err) == ELLM_OK, "%s", err.message);
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_writer_set_str_array(w, "tokenizer.ggml.tokens", toks, NULL, 9);
+    gguf_writer_set_array(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, 9);
+    gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    uint8_t *buf;
+    size_t size;
+    CHECK(gguf_writer_to_buffer(w, &buf, &size, &err) == ELLM_OK, "%s", err.message);
+    gguf_writer_free(w);
+    ellm_blob_ref blobs[] = {{"tokenizer.gguf", buf, size}};
+    ellm_tokenizer *t;
+    CHECK(ellm_tokenizer_from_blobs(blobs, 1, "model", &t, &err) == ELLM_OK, "%s", err.message);
+    if (g_failures) {
+        free(buf);
+        return;
+    }
+    size_t n;
+    /* "<s>a" as text: '<' has no piece but a byte token, "s", ">", "▁a" */
+    int32_t *ids = enc(t, "<s> a", 5, 0, 0, &n);
+    int32_t want[] = {4, 3, 7, 8, 6};
+    CHECK(n == ELLM_ARRAY_LEN(want) && !memcmp(ids, want, sizeof want), "GGUF without token types");
+    if (n != ELLM_ARRAY_LEN(want)) print_ids("got", ids, n);
+    free(ids);
+    /* after a special token the fragment gets its own dummy prefix: "▁▁a" */
+    ids = enc(t, "<s> a", 5, 0, 1, &n);
+    CHECK(n == 3 && ids[0] == 1 && ids[1] == 4 && ids[2] == 6, "BOS with parse_special");
+    free(ids);
+    ellm_tokenizer_free(t);
+    free(buf);
+    printf("GGUF vocabulary without token types (as a tokenizer.gguf blob): checked\n");
+}
+
 /* Every prefix of the file (at a few dozen lengths) and byte flips must give
  * OK or an error with a message, never a crash (ASan runs this in CI). */
 static void corrupt(const char *rel, loader_fn fn) {
@@ -414,6 +456,7 @@ int main(void) {
     specials();
     small_tokenizer_json();
     llama3_style_json();
+    gguf_without_types();
     ellm_blob();
     bad_inputs();
     if (g_failures) {

@@ -137,12 +137,21 @@ ellm_status tok_build_gguf(const uint8_t *data, size_t size, const char *what, e
         st = tok_set_piece(t, i, tokens[i].ptr, (size_t)tokens[i].len, score, (ellm_tok_type)type, err);
     }
     if (st) goto done;
+    if (!ktypes && kind == ELLM_TOK_SPM) /* old files without types: infer byte pieces */
+        for (int32_t i = 0; i < n; i++)
+            if (tok_parse_byte_piece(tokens[i].ptr, (size_t)tokens[i].len) >= 0) t->types[i] = ELLM_TOKT_BYTE;
     t->bos = get_id(&g, "tokenizer.ggml.bos_token_id", n);
     t->eos = get_id(&g, "tokenizer.ggml.eos_token_id", n);
     /* byte-level vocabularies that lack a byte drop it, as HF does (llama.cpp's
      * unknown_token_id there is <|endoftext|>, which must not enter text) */
     t->unk = kind == ELLM_TOK_SPM ? get_id(&g, "tokenizer.ggml.unknown_token_id", n) : -1;
     t->pad = get_id(&g, "tokenizer.ggml.padding_token_id", n);
+    if (!ktypes) { /* ... and BOS/EOS/unk, so that text never produces them */
+        if (t->bos >= 0) t->types[t->bos] = ELLM_TOKT_CONTROL;
+        if (t->eos >= 0) t->types[t->eos] = ELLM_TOKT_CONTROL;
+        int32_t unk = get_id(&g, "tokenizer.ggml.unknown_token_id", n);
+        if (unk >= 0) t->types[unk] = ELLM_TOKT_UNKNOWN;
+    }
     t->add_bos = get_bool(&g, "tokenizer.ggml.add_bos_token", kind == ELLM_TOK_SPM);
     t->add_eos = get_bool(&g, "tokenizer.ggml.add_eos_token", 0);
     gguf_str s;
