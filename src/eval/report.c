@@ -125,8 +125,8 @@ static void svg_panel(tbuf *b, const ellm_histogram *h, double x0, double y0, do
         }
     ymax = step * ceil(ymax / step + 1e-9);
     if (ymax <= 0) ymax = 1;
-    tb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"15\" font-weight=\"bold\">uint%d: %llu weights in %zu "
-                 "tensors, entropy %.3f bits/weight</text>\n",
+    tb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"14\" font-weight=\"bold\">uint%d: %llu weights, %zu "
+                 "tensors, entropy %.3f bits</text>\n",
               px, y0 + 20, h->bits, (unsigned long long)h->total, h->n_tensors, h->entropy_bits);
     /* grid and y labels */
     for (double y = 0; y <= ymax + 1e-9; y += step) {
@@ -413,16 +413,16 @@ ellm_status ellm_eval_report(const char *source, const ellm_report_options *o, e
     stage(o, "histograms of the quantized values");
     ellm_histogram h[2];
     for (int i = 0; i < 2 && st == ELLM_OK; i++) st = ellm_eval_histogram(rows[1 + i].path, bits[i], o->n_threads, &h[i], err);
+    bool generated = st == ELLM_OK && metadata_says_generated(rows[1].path);
     char title[512];
-    snprintf(title, sizeof title, "Figure 4: quantized weight values of %s (uint8 and uint4, all quantized tensors)",
-             base_name(source));
+    snprintf(title, sizeof title, "Figure 4: quantized weight values of %s (uint8 and uint4, all quantized tensors)%s",
+             base_name(source), generated ? " - GENERATED weights, not trained" : "");
     char *svg = ellm_path_join(o->out_dir, "figure4.svg");
     char *md_path = ellm_path_join(o->out_dir, "report.md");
     char *js_path = ellm_path_join(o->out_dir, "report.json");
     if (!svg || !md_path || !js_path) st = st ? st : ellm_fail(err, ELLM_E_NOMEM, "out of memory");
     if (st == ELLM_OK) st = ellm_write_histogram_svg(h, 2, title, svg, err);
 
-    bool generated = st == ELLM_OK && metadata_says_generated(rows[1].path);
     if (st == ELLM_OK) {
         tbuf md = {0};
         markdown(&md, source, o, rows, h, generated);
