@@ -1075,6 +1075,9 @@ ellm_status ellm_tokenize(const ellm_tokenizer *t, const char *text, size_t len,
     *ids = NULL;
     *n_ids = 0;
     if (!text && len) return ellm_fail(err, ELLM_E_ARG, "ellm_tokenize: NULL text");
+    /* symbol indices and cache offsets are 32-bit */
+    if (len > ((size_t)1 << 30))
+        return ellm_fail(err, ELLM_E_ARG, "%s: text of %zu bytes: at most 1 GiB per call", t->what, len);
     tok_work w;
     memset(&w, 0, sizeof w);
     w.t = t;
