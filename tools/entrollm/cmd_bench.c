@@ -4,10 +4,10 @@
 
 #include "cli.h"
 
-int bench_decode_main(int argc, char **argv) __attribute__((weak));
-int bench_generate_main(int argc, char **argv) __attribute__((weak));
-int bench_latency_main(int argc, char **argv) __attribute__((weak));
-int bench_tokenize_main(int argc, char **argv) __attribute__((weak));
+int bench_decode_main(int argc, char **argv);
+int bench_generate_main(int argc, char **argv);
+int bench_latency_main(int argc, char **argv);
+int bench_tokenize_main(int argc, char **argv);
 
 static void usage(FILE *out) {
     fprintf(out, "Usage: entrollm bench WHAT [ARGS...]   (entrollm bench WHAT --help)\n\n"
@@ -30,12 +30,7 @@ int cmd_bench(int argc, char **argv) {
                    {"latency", bench_latency_main},
                    {"tokenize", bench_tokenize_main}};
     for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++) {
-        if (strcmp(argv[1], benches[i].name) != 0) continue;
-        if (!benches[i].fn) {
-            fprintf(stderr, "entrollm: bench %s is not available in this build\n", argv[1]);
-            return EXIT_FAIL;
-        }
-        return benches[i].fn(argc - 1, argv + 1);
+        if (strcmp(argv[1], benches[i].name) == 0) return benches[i].fn(argc - 1, argv + 1);
     }
     return cli_usage_error("bench", "unknown benchmark '%s' (decode, generate, latency, tokenize)", argv[1]);
 }

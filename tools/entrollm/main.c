@@ -8,8 +8,8 @@
 
 #include "cli.h"
 
-/* Subcommands; a missing implementation is reported, not a link error, while
- * the program is being built up (weak symbols). */
+/* Subcommands: name, one-line help. Each is int cmd_NAME(int argc, char **argv)
+ * in tools/entrollm/cmd_*.c, called with argv[0] = NAME. */
 #define CLI_COMMANDS(X)                                                                         \
     X(compress, "quantize + entropy-code a model into a .ellm file")                             \
     X(info, "describe a .ellm file: metadata and every tensor")                                  \
@@ -25,9 +25,10 @@
     X(hellaswag, "HellaSwag multiple-choice accuracy")                                           \
     X(gsm8k, "GSM8k k-shot chain-of-thought accuracy")                                           \
     X(report, "the paper's tables: sizes, perplexity, accuracy for fp16/uint8/uint4")            \
-    X(bench, "benchmarks: bench decode | bench generate | bench latency")
+    X(bench, "benchmarks: bench decode | generate | latency | tokenize")                        \
+    X(demo, "the built-in demo (what `entrollm` alone runs)")
 
-#define DECLARE_CMD(name, help) int cmd_##name(int argc, char **argv) __attribute__((weak));
+#define DECLARE_CMD(name, help) int cmd_##name(int argc, char **argv);
 CLI_COMMANDS(DECLARE_CMD)
 
 typedef struct cli_command {
@@ -43,27 +44,20 @@ static void usage(FILE *out, const cli_command *cmds, size_t n) {
             "Commands:\n",
             ellm_version());
     for (size_t i = 0; i < n; i++)
-        if (cmds[i].fn) fprintf(out, "  %-11s %s\n", cmds[i].name, cmds[i].help);
+        fprintf(out, "  %-11s %s\n", cmds[i].name, cmds[i].help);
     fprintf(out,
             "\nWith no command, the demo runs: a model with SmolLM-135M's shape and generated\n"
             "(not trained) weights is compressed to uint8 and uint4 and decoded (see `entrollm demo --help`).\n"
             "\nExit codes: 0 success, 1 failure, 2 usage error, 3 verification failed.\n");
 }
 
-int cmd_demo(int argc, char **argv) __attribute__((weak));
-
 int main(int argc, char **argv) {
 #define TABLE_ENTRY(name, help) {#name, cmd_##name, help},
-    const cli_command cmds[] = {CLI_COMMANDS(TABLE_ENTRY){"demo", cmd_demo,
-                                                           "the built-in demo (the default)"}};
+    const cli_command cmds[] = {CLI_COMMANDS(TABLE_ENTRY)};
     const size_t n = sizeof cmds / sizeof cmds[0];
     if (argc < 2) {
-        if (cmd_demo) {
-            char *demo_argv[] = {"demo", NULL};
-            return cmd_demo(1, demo_argv);
-        }
-        usage(stderr, cmds, n);
-        return EXIT_USAGE;
+        char *demo_argv[] = {"demo", NULL};
+        return cmd_demo(1, demo_argv);
     }
     if (cli_is_help(argv[1]) || strcmp(argv[1], "help") == 0) {
         usage(stdout, cmds, n);
@@ -74,12 +68,7 @@ int main(int argc, char **argv) {
         return EXIT_OK;
     }
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(argv[1], cmds[i].name) != 0) continue;
-        if (!cmds[i].fn) {
-            fprintf(stderr, "entrollm: command '%s' is not available in this build\n", argv[1]);
-            return EXIT_FAIL;
-        }
-        return cmds[i].fn(argc - 1, argv + 1);
+        if (strcmp(argv[1], cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
     }
     fprintf(stderr, "entrollm: unknown command '%s'\nTry 'entrollm --help'.\n", argv[1]);
     return EXIT_USAGE;
