@@ -23,8 +23,42 @@ static void tokenize_usage(FILE *out) {
             "  --pieces     print only the vocabulary pieces, on one line, separated by spaces\n"
             "  --bos        start with the BOS token (when the tokenizer has one)\n"
             "  --special    recognise special tokens written in the text (<|im_start|>, [INST]...)\n"
-            "  --json       print one JSON object: model, kind, n_tokens, ids, pieces\n"
+            "  --chat FILE  instead of TEXT: render the chat in FILE (a JSON array of\n"
+            "               {\"role\": ..., \"content\": ...}) with the model's chat template,\n"
+            "               opening the assistant turn, and show the ids the model will see\n"
+            "  --template T with --chat: the template to use (chatml, phi3, phi3-mini,\n"
+            "               mistral-v1, mistral-v3, llama2, llama3, zephyr, or a Jinja text)\n"
+            "  --json       print one JSON object: model, kind, n_tokens, ids, pieces (and text\n"
+            "               with --chat)\n"
             "  -h, --help   this help\n");
+}
+
+/* Reads a JSON array of {"role", "content"} into messages (strings owned by *root). */
+static int read_chat(const char *path, json_t **root, ellm_chat_message **msgs, size_t *n) {
+    json_error_t je;
+    *root = json_load_file(path, 0, &je);
+    if (!*root) {
+        fprintf(stderr, "entrollm: %s: line %d: %s\n", path, je.line, je.text);
+        return 0;
+    }
+    if (!json_is_array(*root) || json_array_size(*root) == 0) {
+        fprintf(stderr, "entrollm: %s: expected a non-empty JSON array of {\"role\", \"content\"}\n", path);
+        return 0;
+    }
+    *n = json_array_size(*root);
+    *msgs = calloc(*n, sizeof **msgs);
+    if (!*msgs) return 0;
+    for (size_t i = 0; i < *n; i++) {
+        const json_t *m = json_array_get(*root, i);
+        const json_t *r = json_object_get(m, "role"), *c = json_object_get(m, "content");
+        if (!json_is_string(r) || !json_is_string(c)) {
+            fprintf(stderr, "entrollm: %s: message %zu needs string \"role\" and \"content\"\n", path, i);
+            return 0;
+        }
+        (*msgs)[i].role = json_string_value(r);
+        (*msgs)[i].content = json_string_value(c);
+    }
+    return 1;
 }
 
 static void detokenize_usage(FILE *out) {
@@ -111,13 +145,21 @@ static void print_piece(FILE *out, const char *p, size_t n) {
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    const char *model = NULL, *text_arg = NULL;
+    const char *model = NULL, *text_arg = NULL, *chat_path = NULL, *tmpl = NULL;
     bool ids_only = false, pieces_only = false, bos = false, special = false, json = false, have_text = false;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (cli_is_help(a)) {
             tokenize_usage(stdout);
             return EXIT_OK;
+        } else if (!strcmp(a, "--chat")) {
+            if (!v) return cli_usage_error("tokenize", "--chat needs a JSON file");
+            chat_path = v;
+            i++;
+        } else if (!strcmp(a, "--template")) {
+            if (!v || !*v) return cli_usage_error("tokenize", "--template needs a name or a template text");
+            tmpl = v;
+            i++;
         } else if (!strcmp(a, "--ids")) {
             ids_only = true;
         } else if (!strcmp(a, "--pieces")) {
@@ -149,10 +191,14 @@ int cmd_tokenize(int argc, char **argv) {
     if (!model) return cli_usage_error("tokenize", "needs MODEL");
     if (ids_only && pieces_only) return cli_usage_error("tokenize", "--ids and --pieces exclude each other");
     if ((ids_only || pieces_only) && json) return cli_usage_error("tokenize", "--json prints ids and pieces already");
+    if (chat_path && have_text) return cli_usage_error("tokenize", "give TEXT or --chat FILE, not both");
+    if (tmpl && !chat_path) return cli_usage_error("tokenize", "--template applies to --chat");
 
     char *text = NULL;
     size_t len = 0;
-    if (!have_text || !strcmp(text_arg, "-")) {
+    if (chat_path) {
+        /* rendered below, once the tokenizer is loaded */
+    } else if (!have_text || !strcmp(text_arg, "-")) {
         if (!read_stdin(&text, &len)) {
             fprintf(stderr, "entrollm: cannot read standard input\n");
             return EXIT_FAIL;
@@ -169,6 +215,24 @@ int cmd_tokenize(int argc, char **argv) {
         free(text);
         return cli_report_error(&err);
     }
+    if (chat_path) {
+        json_t *root = NULL;
+        ellm_chat_message *msgs = NULL;
+        size_t n_msgs = 0;
+        int ok = read_chat(chat_path, &root, &msgs, &n_msgs);
+        ellm_status st = ELLM_OK;
+        if (ok && tmpl) st = ellm_tokenizer_set_chat_template(t, tmpl, &err);
+        if (ok && !st) st = ellm_tokenizer_chat_render(t, msgs, n_msgs, 1, &text, &err);
+        free(msgs);
+        json_decref(root);
+        if (!ok || st) {
+            ellm_tokenizer_free(t);
+            return ok ? cli_report_error(&err) : EXIT_FAIL;
+        }
+        len = strlen(text);
+        special = true; /* the template's markers are special tokens; BOS is written by the template */
+        bos = false;
+    }
     int32_t *ids;
     size_t n;
     if (ellm_tokenize(t, text, len, bos, special, &ids, &n, &err)) {
@@ -183,6 +247,10 @@ int cmd_tokenize(int argc, char **argv) {
         json_object_set_new(o, "vocab_size", json_integer(ellm_tokenizer_vocab_size(t)));
         json_object_set_new(o, "bytes", json_integer((json_int_t)len));
         json_object_set_new(o, "n_tokens", json_integer((json_int_t)n));
+        if (chat_path) {
+            json_object_set_new(o, "chat_format", json_string(ellm_chat_format_name(ellm_tokenizer_chat_format(t))));
+            json_object_set_new(o, "text", json_bytes(text, len));
+        }
         for (size_t i = 0; i < n; i++) {
             const char *p;
             size_t l = ellm_tokenizer_raw_piece(t, ids[i], &p);
@@ -199,6 +267,11 @@ int cmd_tokenize(int argc, char **argv) {
         for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", (int)ids[i]);
         printf("\n");
     } else {
+        if (chat_path && !pieces_only) {
+            printf("# %s chat: ", ellm_chat_format_name(ellm_tokenizer_chat_format(t)));
+            print_piece(stdout, text, len);
+            putchar('\n');
+        }
         for (size_t i = 0; i < n; i++) {
             const char *p;
             size_t l = ellm_tokenizer_raw_piece(t, ids[i], &p);
