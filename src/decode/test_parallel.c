@@ -83,7 +83,7 @@ static void test_error_names_block(ellm_coder coder, ellm_pool *pool) {
         encode_one(&e[i], coder, 8, HIST_BELL, 50000, 1000, pool, 77u + (unsigned)i);
         /* corrupt block 1: overwrite the stream of its segment 20 */
         if (i == 1) {
-            size_t head = (EC_HEADER_BYTES + (coder == ELLM_CODER_HUFFMAN ? 256u : 512u) + 7) & ~7u;
+            size_t head = (EC_HEADER_BYTES + (coder == ELLM_CODER_HUFFMAN ? 128u : 512u) + 7) & ~7u;
             uint64_t n_seg = ellm_le64(e[i].block + 24);
             uint8_t *stream = e[i].block + head + 8 * (n_seg + 1);
             uint64_t a = ellm_le64(e[i].block + head + 8 * 20), b = ellm_le64(e[i].block + head + 8 * 21);

@@ -41,8 +41,10 @@ uint64_t ec_decoded_bytes(int bits, uint64_t n_symbols) {
     return bits == 4 ? n_symbols / 2 + (n_symbols & 1) : n_symbols;
 }
 
+/* Huffman: a code length (0..11) per symbol, two per byte (symbol 2k in the
+ * low nibble); rANS: a u16 frequency per symbol. */
 static size_t table_bytes(ellm_coder coder, int alphabet) {
-    return coder == ELLM_CODER_HUFFMAN ? (size_t)alphabet : 2 * (size_t)alphabet;
+    return coder == ELLM_CODER_HUFFMAN ? (size_t)alphabet / 2 : 2 * (size_t)alphabet;
 }
 static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
 
@@ -138,7 +140,8 @@ ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64
         st = ec_huffman_lengths(hist, alphabet, EC_HUF_MAX_LEN, lens, err);
         if (st) return st;
         ec_huf_stream_codes(lens, alphabet, rcode);
-        memcpy(table, lens, (size_t)alphabet);
+        memset(table, 0, (size_t)alphabet / 2);
+        for (int s = 0; s < alphabet; s++) table[s / 2] |= (uint8_t)(lens[s] << (4 * (s & 1)));
         param = EC_HUF_MAX_LEN;
     } else {
         st = ec_rans_normalize(hist, alphabet, EC_RANS_SCALE_BITS, freq, err);
@@ -287,12 +290,13 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
         if (param != EC_HUF_MAX_LEN)
             return ellm_fail(err, ELLM_E_FORMAT, "%s: huffman length limit %d is not %d (byte 7)", what, param,
                              EC_HUF_MAX_LEN);
-        const uint8_t *lens = block + EC_HEADER_BYTES;
+        uint8_t lens[256];
         int used = 0;
         for (int s = 0; s < alphabet; s++) {
+            lens[s] = (block[EC_HEADER_BYTES + s / 2] >> (4 * (s & 1))) & 15;
             if (lens[s] > param)
                 return ellm_fail(err, ELLM_E_FORMAT, "%s: code length %u of symbol %d exceeds the limit %d (byte %d)",
-                                 what, lens[s], s, param, EC_HEADER_BYTES + s);
+                                 what, lens[s], s, param, EC_HEADER_BYTES + s / 2);
             used += lens[s] != 0;
         }
         if (n && !used) return ellm_fail(err, ELLM_E_FORMAT, "%s: %llu symbols but no code lengths", what,

@@ -70,7 +70,7 @@ static uint8_t *make_block(ellm_coder coder, int bits, hist_kind kind, uint64_t 
 
 static size_t head_bytes(const uint8_t *b) {
     int alphabet = 1 << b[6];
-    size_t t = b[5] == ELLM_CODER_HUFFMAN ? (size_t)alphabet : 2 * (size_t)alphabet;
+    size_t t = b[5] == ELLM_CODER_HUFFMAN ? (size_t)alphabet / 2 : 2 * (size_t)alphabet;
     return (EC_HEADER_BYTES + t + 7) & ~(size_t)7;
 }
 
@@ -85,7 +85,7 @@ static void test_flips_and_truncations(ellm_coder coder, int bits, hist_kind kin
 
     uint8_t *m = malloc(size);
     int detected = 0, flips = 0;
-    size_t table_end = EC_HEADER_BYTES + (coder == ELLM_CODER_HUFFMAN ? 1u : 2u) * (1u << bits);
+    size_t table_end = EC_HEADER_BYTES + (coder == ELLM_CODER_HUFFMAN ? (1u << bits) / 2 : 2u << bits);
     for (size_t i = 0; i < size; i++)
         for (int bit = 0; bit < 8; bit++) {
             memcpy(m, block, size);
@@ -156,10 +156,13 @@ static void test_structure(ellm_coder coder, int bits) {
     MUTATE("last offset short", ellm_put_le64(m + head + 8 * n_seg, ellm_le64(m + head + 8 * n_seg) - 1));
     if (coder == ELLM_CODER_HUFFMAN) {
         MUTATE("length limit 12", m[7] = 12);
-        MUTATE("code length 12", m[EC_HEADER_BYTES + (bits == 8 ? 128 : 8)] = 12);
-        MUTATE("Kraft sum > 1", m[EC_HEADER_BYTES + (bits == 8 ? 128 : 8)] -= 1);
-        MUTATE("Kraft sum < 1", m[EC_HEADER_BYTES + (bits == 8 ? 128 : 8)] += 1);
-        MUTATE("no lengths", memset(m + EC_HEADER_BYTES, 0, (size_t)1 << bits));
+        /* the length of the middle symbol: low nibble of table byte mid / 2 */
+        uint8_t *mid = m + EC_HEADER_BYTES + (bits == 8 ? 128 : 8) / 2;
+        MUTATE("code length 12", *mid = (uint8_t)((*mid & 0xf0) | 12));
+        MUTATE("Kraft sum > 1", *mid -= 1);
+        MUTATE("Kraft sum < 1", *mid += 1);
+        MUTATE("no lengths", memset(m + EC_HEADER_BYTES, 0, (size_t)1 << (bits - 1)));
+        MUTATE("byte after the table", m[EC_HEADER_BYTES + (1u << (bits - 1))] = 1);
         MUTATE("lane length beyond segment", ellm_put_le32(m + head + 8 * (n_seg + 1), 0x7fffffff));
     } else {
         MUTATE("scale 16", m[7] = 16);

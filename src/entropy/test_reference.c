@@ -103,7 +103,7 @@ static int ref_decode(const uint8_t *b, size_t size, uint8_t *sym, uint64_t n_ex
     uint32_t S = rd32(b + 16);
     if (n != n_expect) return 11;
     int A = 1 << bits;
-    size_t T = coder == 1 ? (size_t)A : 2 * (size_t)A;
+    size_t T = coder == 1 ? (size_t)A / 2 : 2 * (size_t)A;
     size_t H = (32 + T + 7) / 8 * 8;
     const uint8_t *offs = b + H, *stream = offs + 8 * (n_seg + 1);
     uint64_t L = rd64(offs + 8 * n_seg);
@@ -111,7 +111,7 @@ static int ref_decode(const uint8_t *b, size_t size, uint8_t *sym, uint64_t n_ex
     uint8_t lens[256];
     uint32_t freq[256];
     for (int s = 0; s < A; s++) {
-        if (coder == 1) lens[s] = b[32 + s];
+        if (coder == 1) lens[s] = (b[32 + s / 2] >> (s % 2 ? 4 : 0)) & 15;
         else freq[s] = rd16(b + 32 + 2 * s);
     }
     for (uint64_t i = 0; i < n_seg; i++) {
