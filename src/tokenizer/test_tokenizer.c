@@ -292,6 +292,19 @@ static void small_tokenizer_json(void) {
     if (n != ELLM_ARRAY_LEN(want)) print_ids("got", ids, n);
     free(ids);
     ellm_tokenizer_free(t);
+    /* without byte fallback, a run of unknown characters is one <unk> (fuse_unk, SentencePiece) */
+    char *nofb = ellm_strdup(small_json);
+    char *p = strstr(nofb, "\"byte_fallback\": true");
+    memcpy(p, "\"byte_fallback\": 0   ", strlen("\"byte_fallback\": true"));
+    CHECK(ellm_tokenizer_from_hf_json((const uint8_t *)nofb, strlen(nofb), "nofb", &t, &err) == ELLM_OK, "%s",
+          err.message);
+    ids = enc(t, "a\xe2\x82\xac\xe2\x82\xac" "b", 8, 0, 0, &n);
+    int32_t want2[] = {5, 0, 4}; /* ▁a <unk> b */
+    CHECK(n == 3 && !memcmp(ids, want2, sizeof want2), "unknown run fused");
+    if (n != 3) print_ids("got", ids, n);
+    free(ids);
+    ellm_tokenizer_free(t);
+    free(nofb);
 }
 
 /* Llama 3 style: Split(Regex) + ByteLevel(use_regex false), ignore_merges,

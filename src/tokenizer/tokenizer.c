@@ -759,7 +759,10 @@ static ellm_status merge_and_emit(tok_work *w, const char *text, int32_t n) {
             for (uint32_t k = 0; k < s->len; k++)
                 if ((st = push_id(w, t->byte_tok[(uint8_t)text[s->start + k]]))) return st;
         } else if (t->unk >= 0) {
-            if ((st = push_id(w, t->unk))) return st;
+            /* SentencePiece (and HF fuse_unk) merge a run of unknown pieces into one */
+            int fuse = t->kind == ELLM_TOK_SPM && w->n_ids > 0 && w->ids[w->n_ids - 1] == t->unk && s->prev >= 0 &&
+                       w->syms[s->prev].id < 0;
+            if (!fuse && (st = push_id(w, t->unk))) return st;
         }
         /* else dropped, as HF's BPE does when the vocabulary has neither the
          * character, its bytes, nor an unknown token (SmolLM2 lacks the bytes
