@@ -66,9 +66,10 @@ ellm_status ellm_decode_blocks(const ec_view *views, const char *const *names, u
     uint64_t total = 0;
     for (size_t i = 0; i < n_views; i++) {
         first[i] = total;
-        if (!views[i].tables && views[i].n_segments) {
+        if (views[i].n_segments && (!views[i].tables || !outs[i])) {
             free(first);
-            return ellm_fail(err, ELLM_E_ARG, "%s: block view is not open", names && names[i] ? names[i] : "block");
+            return ellm_fail(err, ELLM_E_ARG, "%s: %s", names && names[i] ? names[i] : "coded block",
+                             views[i].tables ? "no output buffer" : "block view is not open");
         }
         total += views[i].n_segments;
     }

@@ -124,9 +124,28 @@ int main(void) {
         for (int c = 0; c < 2; c++) test_error_names_block(coders[c], pool);
         ellm_pool_destroy(pool);
     }
-    /* NULL pool = calling thread; no views is a no-op. */
+    /* NULL pool = calling thread; no views is a no-op; a missing output or
+     * an unopened view is an argument error, not a crash. */
     ellm_error err;
     CHECK(ellm_decode_blocks(NULL, NULL, NULL, 0, NULL, &err) == ELLM_OK, "empty call fails");
+    {
+        encoded e;
+        encode_one(&e, ELLM_CODER_HUFFMAN, 8, HIST_BELL, 1000, 0, NULL, 1);
+        ec_view v[2] = {{0}, {0}};
+        CHECK(ec_view_open(e.block, e.size, "w", &v[0], &err) == ELLM_OK, "open: %s", err.message);
+        uint8_t *outs[2] = {NULL, NULL};
+        const char *names[2] = {"w", "v"};
+        CHECK(ellm_decode_blocks(v, names, outs, 1, NULL, &err) == ELLM_E_ARG, "NULL output accepted");
+        v[1] = v[0];
+        v[1].tables = NULL;
+        uint8_t buf[1000];
+        outs[0] = outs[1] = buf;
+        CHECK(ellm_decode_blocks(v, names, outs, 2, NULL, &err) == ELLM_E_ARG && strstr(err.message, "v:"),
+              "unopened view accepted: %s", err.message);
+        ec_view_close(&v[0]);
+        free(e.block);
+        free(e.sym);
+    }
     run_case(ELLM_CODER_HUFFMAN, 4, HIST_BELL, 0, NULL, 1);
     if (test_failures) {
         fprintf(stderr, "%d checks failed\n", test_failures);
