@@ -132,6 +132,9 @@ ellm_status ellm_build_story_task(const char *text, size_t len, uint64_t seed, i
     *out = NULL;
     *out_len = 0;
     *n_tasks = 0;
+    const char *nul = memchr(text, 0, len);
+    if (nul)
+        return ellm_fail(err, ELLM_E_FORMAT, "story task: the text holds a NUL byte at offset %zu", (size_t)(nul - text));
     /* Stories. */
     size_t cap = 0, n_stories = 0;
     story *stories = NULL;

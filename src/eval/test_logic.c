@@ -252,6 +252,9 @@ static void test_story_task(void) {
     ellm_mc_free(&s);
     free(out), free(out2);
     CHECK(ellm_build_story_task("just one.", 9, 1, 1, 0, &out, &len, &n, &err) == ELLM_E_ARG);
+    CHECK(ellm_build_story_task("A b. C\0d. E f.", 15, 1, 1, 0, &out, &len, &n, &err) == ELLM_E_FORMAT);
+    CHECK(strstr(err.message, "offset 6") != NULL);
+    CHECK(ellm_build_story_task(text, strlen(text), 7, 0, 0, &out, &len, &n, &err) == ELLM_E_ARG);
 }
 
 static void test_gsm8k_extraction(void) {
