@@ -1,7 +1,9 @@
 /*
- * llama2c.c - reader for llama2.c checkpoints (Karpathy's run.c "version 0"
- * layout: 7 int32 header, then float32 arrays, each kind of weight stored for
- * all layers contiguously). Exposes one tensor per layer with Meta names.
+ * llama2c.c - reader for llama2.c checkpoints: Karpathy's run.c "version 0"
+ * layout (7 int32 header, then float32 arrays, each kind of weight stored for
+ * all layers contiguously) and export.py's float32 "version 1" (256-byte
+ * header with magic "ak42", norms first, no RoPE tables). Exposes one tensor
+ * per layer with Meta names.
  *
  * The header has no magic number, so it is validated strictly: every
  * dimension positive and sane, heads dividing dim, and the file size exactly
@@ -26,6 +28,11 @@ static ellm_status bad(ellm_error *err, const char *path, const char *what, int3
                      "%s: not a llama2.c checkpoint: header %s = %d is out of range", path, what, v);
 }
 
+/* Version-1 header: u32 magic "ak42", i32 version, the 7 int32 of v0 (vocab
+ * always positive), u8 shared_classifier, zero padding to 256 bytes. */
+#define LLAMA2C_MAGIC 0x616b3432u
+#define LLAMA2C_V1_USED 37
+
 ellm_status llama2c_parse_header(const uint8_t *buf, size_t n, uint64_t file_size, const char *path,
                                  llama2c_config *c, ellm_error *err) {
     memset(c, 0, sizeof *c);
@@ -33,19 +40,32 @@ ellm_status llama2c_parse_header(const uint8_t *buf, size_t n, uint64_t file_siz
         return ellm_fail(err, ELLM_E_FORMAT,
                          "%s: not a llama2.c checkpoint: %zu bytes is shorter than the 28-byte header",
                          path, n);
+    const uint8_t *params = buf;
+    int version = 0;
+    if (ellm_le32(buf) == LLAMA2C_MAGIC) {
+        version = (int32_t)ellm_le32(buf + 4);
+        if (version == 2)
+            return ellm_fail(err, ELLM_E_UNSUPPORTED,
+                             "%s: llama2.c version-2 export holds Q8_0-quantized weights: give a float32 "
+                             "checkpoint (export.py --version 0 or 1)",
+                             path);
+        if (version != 1)
+            return ellm_fail(err, ELLM_E_FORMAT, "%s: llama2.c checkpoint of unknown version %d (magic \"ak42\")",
+                             path, version);
+        if (n < LLAMA2C_V1_USED || file_size < LLAMA2C_V1_HEADER_BYTES)
+            return ellm_fail(err, ELLM_E_FORMAT, "%s: llama2.c version-1 header is truncated (%llu bytes)", path,
+                             (unsigned long long)file_size);
+        params = buf + 8;
+    }
     int32_t h[7];
-    for (int i = 0; i < 7; i++) h[i] = (int32_t)ellm_le32(buf + 4 * i);
-    if (memcmp(buf, "ak42", 4) == 0 || ellm_le32(buf) == 0x616b3432u)
-        return ellm_fail(err, ELLM_E_UNSUPPORTED,
-                         "%s: llama2.c version-1/2 export (magic \"ak42\"): only the legacy version-0 "
-                         "layout is supported; re-export with --version 0",
-                         path);
+    for (int i = 0; i < 7; i++) h[i] = (int32_t)ellm_le32(params + 4 * i);
     if (h[0] <= 0 || h[0] > LLAMA2C_MAX_DIM) return bad(err, path, "dim", h[0]);
     if (h[1] <= 0 || h[1] > 4 * LLAMA2C_MAX_DIM) return bad(err, path, "hidden_dim", h[1]);
     if (h[2] <= 0 || h[2] > LLAMA2C_MAX_LAYERS) return bad(err, path, "n_layers", h[2]);
     if (h[3] <= 0 || h[3] > h[0]) return bad(err, path, "n_heads", h[3]);
     if (h[4] <= 0 || h[4] > h[3]) return bad(err, path, "n_kv_heads", h[4]);
-    if (h[5] == 0 || h[5] == INT32_MIN || abs(h[5]) > LLAMA2C_MAX_VOCAB) return bad(err, path, "vocab_size", h[5]);
+    if (h[5] == 0 || h[5] == INT32_MIN || abs(h[5]) > LLAMA2C_MAX_VOCAB || (version == 1 && h[5] < 0))
+        return bad(err, path, "vocab_size", h[5]);
     if (h[6] <= 0 || h[6] > LLAMA2C_MAX_SEQ) return bad(err, path, "seq_len", h[6]);
     if (h[0] % h[3] != 0 || (h[0] / h[3]) % 2 != 0)
         return ellm_fail(err, ELLM_E_FORMAT,
@@ -56,12 +76,17 @@ ellm_status llama2c_parse_header(const uint8_t *buf, size_t n, uint64_t file_siz
         return ellm_fail(err, ELLM_E_FORMAT,
                          "%s: not a llama2.c checkpoint: n_heads %d is not a multiple of n_kv_heads %d",
                          path, h[3], h[4]);
+    if (version == 1 && buf[36] > 1)
+        return ellm_fail(err, ELLM_E_FORMAT, "%s: llama2.c version-1 header: shared_classifier flag is %u", path,
+                         buf[36]);
+    c->version = version;
+    c->data_offset = version == 1 ? LLAMA2C_V1_HEADER_BYTES : LLAMA2C_HEADER_BYTES;
     c->dim = h[0];
     c->hidden_dim = h[1];
     c->n_layers = h[2];
     c->n_heads = h[3];
     c->n_kv_heads = h[4];
-    c->shared_classifier = h[5] > 0;
+    c->shared_classifier = version == 1 ? buf[36] == 1 : h[5] > 0;
     c->vocab_size = abs(h[5]);
     c->seq_len = h[6];
 
@@ -74,16 +99,16 @@ ellm_status llama2c_parse_header(const uint8_t *buf, size_t n, uint64_t file_siz
                       + L * dim * dim + 2 * L * kv_dim * dim + L * dim * dim /* wq wk wv wo */
                       + L * dim                            /* rms_ffn */
                       + 3 * L * hid * dim                  /* w1 w2 w3 */
-                      + dim                                /* rms_final */
-                      + (uint64_t)c->seq_len * head;       /* freq_cis real + imag */
+                      + dim;                               /* rms_final */
+    if (version == 0) floats += (uint64_t)c->seq_len * head; /* freq_cis real + imag */
     if (!c->shared_classifier) floats += V * dim;
-    uint64_t expect = LLAMA2C_HEADER_BYTES + 4 * floats;
+    uint64_t expect = c->data_offset + 4 * floats;
     if (file_size != expect)
         return ellm_fail(err, ELLM_E_FORMAT,
-                         "%s: not a valid llama2.c checkpoint: the header (dim %d, hidden_dim %d, "
+                         "%s: not a valid llama2.c checkpoint: the version-%d header (dim %d, hidden_dim %d, "
                          "n_layers %d, n_heads %d, n_kv_heads %d, vocab_size %d, seq_len %d) implies "
                          "%llu bytes but the file has %llu%s",
-                         path, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, h[5],
+                         path, version, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, h[5],
                          c->seq_len, (unsigned long long)expect, (unsigned long long)file_size,
                          file_size < expect ? " (truncated)" : " (trailing data)");
     c->file_size = file_size;
@@ -159,8 +184,8 @@ ellm_status src_open_llama2c(const char *path, const char *tokenizer_path, src_m
     if (!m) return ELLM_E_NOMEM;
     int fi;
     s = src_add_file(m, path, &fi, err);
-    uint8_t hdr[LLAMA2C_HEADER_BYTES];
-    size_t got = (size_t)ELLM_MIN(file_size, (uint64_t)LLAMA2C_HEADER_BYTES);
+    uint8_t hdr[LLAMA2C_V1_HEADER_BYTES];
+    size_t got = (size_t)ELLM_MIN(file_size, (uint64_t)sizeof hdr);
     if (!s) s = ellm_pread_exact(m->fds[fi], path, hdr, got, 0, err);
     llama2c_config c;
     if (!s) s = llama2c_parse_header(hdr, got, file_size, path, &c, err);
@@ -171,27 +196,30 @@ ellm_status src_open_llama2c(const char *path, const char *tokenizer_path, src_m
 
     const int64_t dim = c.dim, hid = c.hidden_dim, kv_dim = (int64_t)c.dim / c.n_heads * c.n_kv_heads;
     const int64_t head = dim / c.n_heads;
-    const kind kinds[] = {
-        {"tok_embeddings.weight", 0, c.vocab_size, dim},
-        {"layers.%d.attention_norm.weight", 1, dim, 0},
-        {"layers.%d.attention.wq.weight", 1, dim, dim},
-        {"layers.%d.attention.wk.weight", 1, kv_dim, dim},
-        {"layers.%d.attention.wv.weight", 1, kv_dim, dim},
-        {"layers.%d.attention.wo.weight", 1, dim, dim},
-        {"layers.%d.ffn_norm.weight", 1, dim, 0},
-        {"layers.%d.feed_forward.w1.weight", 1, hid, dim},
-        {"layers.%d.feed_forward.w2.weight", 1, dim, hid},
-        {"layers.%d.feed_forward.w3.weight", 1, hid, dim},
-        {"norm.weight", 0, dim, 0},
-        {NULL, 0, c.seq_len, head}, /* freq_cis_real + freq_cis_imag: skipped */
-        {"output.weight", 0, c.vocab_size, dim},
-    };
-    uint64_t off = LLAMA2C_HEADER_BYTES;
-    for (size_t k = 0; k < ELLM_ARRAY_LEN(kinds) && !s; k++) {
+    const kind embed = {"tok_embeddings.weight", 0, c.vocab_size, dim},
+               att_norm = {"layers.%d.attention_norm.weight", 1, dim, 0},
+               wq = {"layers.%d.attention.wq.weight", 1, dim, dim},
+               wk = {"layers.%d.attention.wk.weight", 1, kv_dim, dim},
+               wv = {"layers.%d.attention.wv.weight", 1, kv_dim, dim},
+               wo = {"layers.%d.attention.wo.weight", 1, dim, dim},
+               ffn_norm = {"layers.%d.ffn_norm.weight", 1, dim, 0},
+               w1 = {"layers.%d.feed_forward.w1.weight", 1, hid, dim},
+               w2 = {"layers.%d.feed_forward.w2.weight", 1, dim, hid},
+               w3 = {"layers.%d.feed_forward.w3.weight", 1, hid, dim},
+               norm = {"norm.weight", 0, dim, 0},
+               freq_cis = {NULL, 0, c.seq_len, head}, /* real + imag tables, skipped */
+               output = {"output.weight", 0, c.vocab_size, dim};
+    /* File order of each version (export.py legacy_export / version1_export). */
+    const kind v0[] = {embed, att_norm, wq, wk, wv, wo, ffn_norm, w1, w2, w3, norm, freq_cis, output};
+    const kind v1[] = {att_norm, ffn_norm, norm, embed, wq, wk, wv, wo, w1, w2, w3, output};
+    const kind *kinds = c.version == 1 ? v1 : v0;
+    size_t n_kinds = c.version == 1 ? ELLM_ARRAY_LEN(v1) : ELLM_ARRAY_LEN(v0);
+    if (c.shared_classifier) n_kinds--; /* output.weight is last in both */
+    uint64_t off = c.data_offset;
+    for (size_t k = 0; k < n_kinds && !s; k++) {
         const kind *kd = &kinds[k];
-        if (k == ELLM_ARRAY_LEN(kinds) - 1 && c.shared_classifier) break;
         uint64_t n = (uint64_t)kd->rows * (uint64_t)(kd->cols ? kd->cols : 1);
-        if (!kd->fmt) { /* the two legacy RoPE tables, seq_len x head/2 each */
+        if (!kd->fmt) {
             off += 4 * n;
             continue;
         }

@@ -153,7 +153,7 @@ static void check_unshared(const char *tmp) {
     CHECK(truncate(path, (off_t)(28 + 4 * floats + 4)) == 0);
     CHECK(src_open(path, NULL, &m, &err) == ELLM_E_FORMAT);
     CHECK(strstr(err.message, "trailing data"));
-    unlink(path);
+    CHECK(truncate(path, (off_t)(28 + 4 * floats)) == 0); /* valid again, for check_v1 */
     unlink(tokp);
 }
 
@@ -188,9 +188,103 @@ static void check_bad_headers(void) {
     CHECK_OK(llama2c_parse_header(b, 28, 1056540, "x.bin", &c, &err), err);
     CHECK(llama2c_parse_header(b, 27, 1056540, "x.bin", &c, &err) == ELLM_E_FORMAT);
     CHECK(llama2c_parse_header(b, 28, 1056536, "x.bin", &c, &err) == ELLM_E_FORMAT);
-    memcpy(b, "ak42", 4);
-    CHECK(llama2c_parse_header(b, 28, 1056540, "x.bin", &c, &err) == ELLM_E_UNSUPPORTED);
-    CHECK(strstr(err.message, "version-0"));
+    uint8_t v[64] = {0};
+    ellm_put_le32(v, 0x616b3432u);
+    ellm_put_le32(v + 4, 2);
+    memcpy(v + 8, good, 28);
+    CHECK_FAIL(llama2c_parse_header(v, 64, 1056540, "x.bin", &c, &err), ELLM_E_UNSUPPORTED, "Q8_0", err);
+    ellm_put_le32(v + 4, 9);
+    CHECK_FAIL(llama2c_parse_header(v, 64, 1056540, "x.bin", &c, &err), ELLM_E_FORMAT, "unknown version 9", err);
+    ellm_put_le32(v + 4, 1);
+    CHECK_FAIL(llama2c_parse_header(v, 30, 1056540, "x.bin", &c, &err), ELLM_E_FORMAT, "truncated", err);
+    v[36] = 2;
+    CHECK_FAIL(llama2c_parse_header(v, 64, 1056540, "x.bin", &c, &err), ELLM_E_FORMAT, "shared_classifier", err);
+    v[36] = 1;
+    ellm_put_le32(v + 8 + 20, (uint32_t)-512);
+    CHECK_FAIL(llama2c_parse_header(v, 64, 1056540, "x.bin", &c, &err), ELLM_E_FORMAT, "vocab_size", err);
+}
+
+/* Rewrites a version-0 checkpoint as export.py's version 1 (norms first,
+ * no RoPE tables) and checks every tensor reads back identically. */
+static void write_v1(src_model *v0, const char *out, int shared) {
+    FILE *f = fopen(out, "wb");
+    CHECK(f);
+    uint8_t hdr[256] = {0};
+    ellm_put_le32(hdr, 0x616b3432u);
+    ellm_put_le32(hdr + 4, 1);
+    json_error_t je;
+    json_t *cfg = json_loads(v0->config_json, 0, &je);
+    const char *keys[] = {"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                          "num_key_value_heads", "vocab_size", "max_position_embeddings"};
+    for (int i = 0; i < 7; i++) ellm_put_le32(hdr + 8 + 4 * i, (uint32_t)json_integer_value(json_object_get(cfg, keys[i])));
+    int L = (int)json_integer_value(json_object_get(cfg, "num_hidden_layers"));
+    json_decref(cfg);
+    hdr[36] = (uint8_t)shared;
+    fwrite(hdr, 1, 256, f);
+    const char *order[] = {"attention_norm", "ffn_norm", "norm", "tok", "wq", "wk", "wv", "wo", "w1", "w2", "w3", "output"};
+    for (size_t k = 0; k < ELLM_ARRAY_LEN(order); k++) {
+        for (int l = 0; l < L; l++) {
+            char name[96];
+            if (strcmp(order[k], "norm") == 0) snprintf(name, sizeof name, "norm.weight");
+            else if (strcmp(order[k], "tok") == 0) snprintf(name, sizeof name, "tok_embeddings.weight");
+            else if (strcmp(order[k], "output") == 0) snprintf(name, sizeof name, "%s", shared ? "" : "output.weight");
+            else if (order[k][0] == 'w' && order[k][1] != 'o' && order[k][1] >= '1' && order[k][1] <= '3')
+                snprintf(name, sizeof name, "layers.%d.feed_forward.%s.weight", l, order[k]);
+            else if (order[k][0] == 'w')
+                snprintf(name, sizeof name, "layers.%d.attention.%s.weight", l, order[k]);
+            else snprintf(name, sizeof name, "layers.%d.%s.weight", l, order[k]);
+            long i = src_find(v0, name);
+            bool per_layer = strchr(name, '.') && strncmp(name, "layers.", 7) == 0;
+            if (name[0] == 0) break;
+            CHECK(i >= 0);
+            float *w = malloc(v0->tensors[i].n_bytes);
+            ellm_error err = {0};
+            CHECK_OK(src_read_f32(v0, (size_t)i, w, &err), err);
+            fwrite(w, 1, v0->tensors[i].n_bytes, f);
+            free(w);
+            if (!per_layer) break;
+        }
+    }
+    fclose(f);
+}
+
+static void check_v1(const char *data_dir, const char *tmp) {
+    char v0p[1024], v1p[1024], unsh[1024];
+    snprintf(v0p, sizeof v0p, "%s/stories260K/stories260K.bin", data_dir);
+    snprintf(v1p, sizeof v1p, "%s/stories_v1.bin", tmp);
+    snprintf(unsh, sizeof unsh, "%s/unshared.bin", tmp);
+    ellm_error err = {0};
+    src_model *a, *b;
+    for (int shared = 1; shared >= 0; shared--) {
+        CHECK_OK(src_open(shared ? v0p : unsh, NULL, &a, &err), err);
+        write_v1(a, v1p, shared);
+        char tok[1024];
+        snprintf(tok, sizeof tok, "%s/stories260K/tok512.bin", data_dir);
+        CHECK_OK(src_open(v1p, shared ? tok : NULL, &b, &err), err);
+        CHECK(a->n_tensors == b->n_tensors && b->tensors[0].offset == 256);
+        for (size_t i = 0; i < a->n_tensors; i++) {
+            long j = src_find(b, a->tensors[i].name);
+            CHECK(j >= 0 && b->tensors[j].shape[0] == a->tensors[i].shape[0] &&
+                  b->tensors[j].shape[1] == a->tensors[i].shape[1]);
+            float *x = malloc(a->tensors[i].n_bytes), *y = malloc(a->tensors[i].n_bytes);
+            CHECK_OK(src_read_f32(a, i, x, &err), err);
+            CHECK_OK(src_read_f32(b, (size_t)j, y, &err), err);
+            CHECK(memcmp(x, y, a->tensors[i].n_bytes) == 0);
+            free(x);
+            free(y);
+        }
+        CHECK(strcmp(a->config_json, b->config_json) == 0);
+        src_close(a);
+        src_close(b);
+        uint64_t size;
+        CHECK_OK(ellm_file_size(v1p, &size, &err), err);
+        CHECK(truncate(v1p, (off_t)size - 4) == 0);
+        CHECK_FAIL(src_open(v1p, NULL, &b, &err), ELLM_E_FORMAT, "version-1 header", err);
+        CHECK(strstr(err.message, "truncated"));
+        CHECK(truncate(v1p, 100) == 0);
+        CHECK_FAIL(src_open(v1p, NULL, &b, &err), ELLM_E_FORMAT, "truncated", err);
+    }
+    unlink(v1p);
 }
 
 int main(void) {
@@ -200,12 +294,16 @@ int main(void) {
     check_stories(data);
     check_aidreams(data);
     check_unshared(tmp);
+    check_v1(data, tmp);
     check_bad_headers();
     /* a file that does not exist */
     ellm_error err = {0};
     src_model *m;
     CHECK(src_open("/nonexistent/model.bin", NULL, &m, &err) == ELLM_E_IO);
     CHECK(strstr(err.message, "/nonexistent/model.bin"));
+    char up[1024];
+    snprintf(up, sizeof up, "%s/unshared.bin", tmp);
+    unlink(up);
     rmdir(tmp);
     printf("llama2c: ok\n");
     return 0;
