@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "common/pool.h"
 #include "formats/safetensors.h"
 #include "formats/source.h"
 #include "formats/test_util.h"
@@ -107,6 +108,18 @@ static char *setup(const char *data, const char *model, const char *dtype, const
     return dir;
 }
 
+typedef struct par_ctx {
+    src_model *m;
+    float *out; /* 16 floats per tensor */
+    int fail;
+} par_ctx;
+
+static void par_read(void *ctx, int64_t task, int thread) {
+    par_ctx *pc = ctx;
+    ellm_error err;
+    if (src_read_f32(pc->m, (size_t)task, pc->out + 16 * task, &err) != ELLM_OK) pc->fail = 1;
+}
+
 static void check_model(const char *data, const char *model, const char *dtype, size_t n_expect,
                         int64_t hidden, const char *some_tensor, bool has_tok_model) {
     json_t *index;
@@ -135,6 +148,21 @@ static void check_model(const char *data, const char *model, const char *dtype, 
         size_t k = 0;
         for (size_t j = 0; j < i; j++) k += m->tensors[j].file_index == t->file_index;
         for (uint64_t j = 0; j < t->n_elements; j++) CHECK(buf[j] == (float)((int)((k + j) % 7) - 3));
+    }
+    /* concurrent reads (pread) give the same floats as serial ones */
+    {
+        par_ctx pc = {.m = m, .out = calloc(m->n_tensors * 16, sizeof(float)), .fail = 0};
+        ellm_pool *pool;
+        CHECK_OK(ellm_pool_create(4, &pool, &err), err);
+        ellm_pool_run(pool, (int64_t)m->n_tensors, par_read, &pc);
+        ellm_pool_destroy(pool);
+        CHECK(!pc.fail);
+        for (size_t i = 0; i < m->n_tensors; i++) {
+            float buf[16];
+            CHECK_OK(src_read_f32(m, i, buf, &err), err);
+            CHECK(memcmp(buf, pc.out + 16 * i, m->tensors[i].n_elements * 4) == 0);
+        }
+        free(pc.out);
     }
     json_error_t je;
     json_t *cfg = json_loads(m->config_json, 0, &je);
