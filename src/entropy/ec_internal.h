@@ -17,14 +17,16 @@
 #define EC_VERSION 1
 #define EC_HEADER_BYTES 32
 
-/* Huffman: every segment is cut into EC_HUF_LANES contiguous runs of
- * symbols ("lanes"), each an independent bit stream, so one thread decodes
- * four streams at once. A segment's data starts with the byte lengths of
- * lanes 0..EC_HUF_LANES-2 (u32 each). */
+/* Huffman codes bytes: with bits 8 a byte is one symbol, with bits 4 it is
+ * the pair of symbols 2k, 2k+1 exactly as the decoded layout stores them, so
+ * both widths use a 256-letter alphabet (and pairs cost less Huffman
+ * redundancy per symbol than single nibbles). Every segment's bytes ("units")
+ * are cut into EC_HUF_LANES contiguous runs ("lanes"), each an independent
+ * bit stream, so one thread decodes four streams at once. A segment's data
+ * starts with the byte lengths of lanes 0..EC_HUF_LANES-2 (u32 each). */
+#define EC_HUF_ALPHABET 256
 #define EC_HUF_LANES 4
 #define EC_HUF_LANE_HEADER (4 * (EC_HUF_LANES - 1))
-/* Most symbols one 4-bit multi-symbol table entry yields. */
-#define EC_HUF_MULTI_MAX 5
 
 /* rANS: EC_RANS_STATES interleaved 32-bit states per segment, 16-bit
  * renormalisation, frequencies summing to 1 << scale_bits (at most 2^15:
@@ -49,11 +51,15 @@ static inline void ec_store64(uint8_t *p, uint64_t v) {
     memcpy(p, &v, 8);
 }
 
-/* Symbols [first, first + count) of the tensor in lane order. */
-static inline void ec_huf_lane_split(uint32_t seg_count, int bits, uint32_t lane_count[EC_HUF_LANES]) {
-    uint32_t per = (seg_count + EC_HUF_LANES - 1) / EC_HUF_LANES;
-    if (bits == 4) per = (per + 1) & ~1u; /* lanes start on byte boundaries */
-    uint32_t left = seg_count;
+/* Coded units (bytes) of a segment of count symbols. */
+static inline uint32_t ec_huf_units(int bits, uint32_t count) {
+    return bits == 8 ? count : count / 2 + (count & 1);
+}
+
+/* Units per lane: ceil(units / 4) each, the last lanes take what is left. */
+static inline void ec_huf_lane_split(uint32_t units, uint32_t lane_count[EC_HUF_LANES]) {
+    uint32_t per = units / EC_HUF_LANES + (units % EC_HUF_LANES != 0);
+    uint32_t left = units;
     for (int j = 0; j < EC_HUF_LANES; j++) {
         lane_count[j] = left < per ? left : per;
         left -= lane_count[j];
@@ -64,25 +70,22 @@ static inline void ec_huf_lane_split(uint32_t seg_count, int bits, uint32_t lane
 
 /* Canonical codes (MSB-first values) from lengths. */
 void ec_huf_codes(const uint8_t *lens, int alphabet, uint16_t *codes);
-/* Upper bound of a segment's coded bytes. */
-uint64_t ec_huf_segment_bound(uint32_t seg_count);
 /* The codes as written to the stream: canonical codes bit-reversed. */
 void ec_huf_stream_codes(const uint8_t *lens, int alphabet, uint32_t *rcode);
-/* Exact byte length of each lane of a segment. */
-void ec_huf_lane_bytes(const uint8_t *lens, const uint8_t *sym, uint32_t seg_count, int bits,
+/* Exact byte length of each lane of a segment of `units` bytes. */
+void ec_huf_lane_bytes(const uint8_t *lens, const uint8_t *units_data, uint32_t units,
                        uint32_t lane_bytes[EC_HUF_LANES]);
-/* Encodes one segment (symbols unpacked, one byte each) into exactly its
- * EC_HUF_LANE_HEADER + sum(lane_bytes) bytes at dst. */
-void ec_huf_encode_segment(const uint8_t *lens, const uint32_t *rcode, const uint8_t *sym, uint32_t seg_count,
-                           int bits, const uint32_t lane_bytes[EC_HUF_LANES], uint8_t *dst);
+/* Encodes one segment into exactly its EC_HUF_LANE_HEADER + sum(lane_bytes)
+ * bytes at dst. */
+void ec_huf_encode_segment(const uint8_t *lens, const uint32_t *rcode, const uint8_t *units_data, uint32_t units,
+                           const uint32_t lane_bytes[EC_HUF_LANES], uint8_t *dst);
 /* Checks lengths (Kraft, max length) and builds decode tables (malloc'd). */
-ellm_status ec_huf_tables_build(const uint8_t *lens, int alphabet, int bits, const char *what,
-                                void **tables, ellm_error *err);
+ellm_status ec_huf_tables_build(const uint8_t *lens, const char *what, void **tables, ellm_error *err);
 ellm_status ec_huf_decode_segment(const ec_view *v, uint64_t segment, const uint8_t *seg,
                                   size_t seg_bytes, uint8_t *out, ellm_error *err);
 /* Validates a segment's lane lengths: they add up to its byte length and
- * each lane holds between 1 and EC_HUF_MAX_LEN bits per symbol. */
-bool ec_huf_segment_lanes_ok(const uint8_t *seg, size_t seg_bytes, uint32_t seg_count, int bits);
+ * each lane holds between 1 and EC_HUF_MAX_LEN bits per unit. */
+bool ec_huf_segment_lanes_ok(const uint8_t *seg, size_t seg_bytes, uint32_t units);
 
 /* ---- rANS (rans.c) ---- */
 
@@ -103,10 +106,6 @@ ellm_status ec_rans_decode_segment(const ec_view *v, uint64_t segment, const uin
 typedef struct ec_huf_tables {
     /* One symbol per lookup: bits 0-3 code length, bits 8-15 symbol. */
     uint16_t single[1u << EC_HUF_MAX_LEN];
-    /* bits 4 only, several symbols per lookup: bits 0-3 bits consumed,
-     * bits 6-8 symbol count (1..EC_HUF_MULTI_MAX), bits 12-31 the symbols,
-     * first in the low nibble. */
-    uint32_t multi[1u << EC_HUF_MAX_LEN];
     int used_symbols;
     int only_symbol; /* the symbol when used_symbols == 1 */
 } ec_huf_tables;

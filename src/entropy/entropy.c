@@ -41,10 +41,10 @@ uint64_t ec_decoded_bytes(int bits, uint64_t n_symbols) {
     return bits == 4 ? n_symbols / 2 + (n_symbols & 1) : n_symbols;
 }
 
-/* Huffman: a code length (0..11) per symbol, two per byte (symbol 2k in the
- * low nibble); rANS: a u16 frequency per symbol. */
+/* Huffman: a code length (0..11) for each of the 256 byte values, two per
+ * byte (value 2k in the low nibble); rANS: a u16 frequency per symbol. */
 static size_t table_bytes(ellm_coder coder, int alphabet) {
-    return coder == ELLM_CODER_HUFFMAN ? (size_t)alphabet / 2 : 2 * (size_t)alphabet;
+    return coder == ELLM_CODER_HUFFMAN ? EC_HUF_ALPHABET / 2 : 2 * (size_t)alphabet;
 }
 static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
 
@@ -79,18 +79,20 @@ static uint32_t job_segment(const encode_job *j, int64_t task, uint64_t *first) 
     return (uint32_t)ELLM_MIN((uint64_t)j->seg_syms, j->n - *first);
 }
 
+/* Huffman jobs run over units (bytes): symbols is then the byte string to
+ * code (packed pairs for bits 4), n its length and seg_syms units per segment. */
 static void huf_size_task(void *ctx, int64_t task, int thread) {
     encode_job *j = ctx;
     uint64_t first;
-    uint32_t count = job_segment(j, task, &first);
-    ec_huf_lane_bytes(j->lens, j->symbols + first, count, j->bits, j->lane_bytes + EC_HUF_LANES * task);
+    uint32_t units = job_segment(j, task, &first);
+    ec_huf_lane_bytes(j->lens, j->symbols + first, units, j->lane_bytes + EC_HUF_LANES * task);
 }
 
 static void huf_encode_task(void *ctx, int64_t task, int thread) {
     encode_job *j = ctx;
     uint64_t first;
-    uint32_t count = job_segment(j, task, &first);
-    ec_huf_encode_segment(j->lens, j->rcode, j->symbols + first, count, j->bits, j->lane_bytes + EC_HUF_LANES * task,
+    uint32_t units = job_segment(j, task, &first);
+    ec_huf_encode_segment(j->lens, j->rcode, j->symbols + first, units, j->lane_bytes + EC_HUF_LANES * task,
                           j->stream + j->seg_offset[task]);
 }
 
@@ -136,12 +138,30 @@ ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64
     uint16_t freq[256] = {0};
     int param;
     ellm_status st;
+    /* Huffman codes bytes: with bits 4, the packed pairs of the decoded layout. */
+    uint8_t *packed = NULL;
+    const uint8_t *units = symbols;
+    uint64_t n_units = n;
+    uint32_t seg_units = seg;
     if (coder == ELLM_CODER_HUFFMAN) {
-        st = ec_huffman_lengths(hist, alphabet, EC_HUF_MAX_LEN, lens, err);
-        if (st) return st;
-        ec_huf_stream_codes(lens, alphabet, rcode);
-        memset(table, 0, (size_t)alphabet / 2);
-        for (int s = 0; s < alphabet; s++) table[s / 2] |= (uint8_t)(lens[s] << (4 * (s & 1)));
+        if (bits == 4) {
+            n_units = ec_decoded_bytes(4, n);
+            seg_units = seg / 2;
+            packed = ellm_malloc(n_units ? (size_t)n_units : 1, err);
+            if (!packed) return ELLM_E_NOMEM;
+            for (uint64_t i = 0; i + 1 < n; i += 2) packed[i / 2] = (uint8_t)(symbols[i] | symbols[i + 1] << 4);
+            if (n & 1) packed[n / 2] = symbols[n - 1];
+            units = packed;
+            ec_histogram(units, n_units, 256, hist);
+        }
+        st = ec_huffman_lengths(hist, EC_HUF_ALPHABET, EC_HUF_MAX_LEN, lens, err);
+        if (st) {
+            free(packed);
+            return st;
+        }
+        ec_huf_stream_codes(lens, EC_HUF_ALPHABET, rcode);
+        memset(table, 0, EC_HUF_ALPHABET / 2);
+        for (int s = 0; s < EC_HUF_ALPHABET; s++) table[s / 2] |= (uint8_t)(lens[s] << (4 * (s & 1)));
         param = EC_HUF_MAX_LEN;
     } else {
         st = ec_rans_normalize(hist, alphabet, EC_RANS_SCALE_BITS, freq, err);
@@ -151,12 +171,18 @@ ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64
     }
 
     uint64_t n_seg = n ? (n - 1) / seg + 1 : 0;
-    if (n_seg > SIZE_MAX / 64) return ellm_fail(err, ELLM_E_ARG, "ec_encode: too many segments");
-    encode_job job = {.coder = coder, .bits = bits, .symbols = symbols, .n = n, .seg_syms = seg,
+    if (n_seg > SIZE_MAX / 64) {
+        free(packed);
+        return ellm_fail(err, ELLM_E_ARG, "ec_encode: too many segments");
+    }
+    encode_job job = {.coder = coder, .bits = bits, .symbols = units, .n = n_units, .seg_syms = seg_units,
                       .lens = lens, .rcode = rcode, .freq = freq, .scale_bits = param};
     atomic_init(&job.failed, 0);
     uint64_t *seg_offset = ellm_malloc(((size_t)n_seg + 1) * sizeof *seg_offset, err);
-    if (!seg_offset) return ELLM_E_NOMEM;
+    if (!seg_offset) {
+        free(packed);
+        return ELLM_E_NOMEM;
+    }
     uint8_t *b = NULL;
 
     /* Segment sizes. */
@@ -233,6 +259,7 @@ done:
     free(job.seg_size);
     free(job.lane_bytes);
     free(seg_offset);
+    free(packed);
     free(b);
     return st;
 }
@@ -290,9 +317,9 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
         if (param != EC_HUF_MAX_LEN)
             return ellm_fail(err, ELLM_E_FORMAT, "%s: huffman length limit %d is not %d (byte 7)", what, param,
                              EC_HUF_MAX_LEN);
-        uint8_t lens[256];
+        uint8_t lens[EC_HUF_ALPHABET];
         int used = 0;
-        for (int s = 0; s < alphabet; s++) {
+        for (int s = 0; s < EC_HUF_ALPHABET; s++) {
             lens[s] = (block[EC_HEADER_BYTES + s / 2] >> (4 * (s & 1))) & 15;
             if (lens[s] > param)
                 return ellm_fail(err, ELLM_E_FORMAT, "%s: code length %u of symbol %d exceeds the limit %d (byte %d)",
@@ -301,7 +328,7 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
         }
         if (n && !used) return ellm_fail(err, ELLM_E_FORMAT, "%s: %llu symbols but no code lengths", what,
                                          (unsigned long long)n);
-        st = ec_huf_tables_build(lens, alphabet, bits, what, &tables, err);
+        st = ec_huf_tables_build(lens, what, &tables, err);
     } else {
         uint16_t freq[256];
         int any = 0;
@@ -347,7 +374,7 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
         uint64_t size = next - prev;
         bool ok = next >= prev && next <= stream_bytes;
         if (ok && coder == ELLM_CODER_HUFFMAN)
-            ok = ec_huf_segment_lanes_ok(stream + prev, (size_t)size, count, bits);
+            ok = ec_huf_segment_lanes_ok(stream + prev, (size_t)size, ec_huf_units(bits, count));
         else if (ok)
             ok = size >= 4 * EC_RANS_STATES && size <= ec_rans_segment_bound(count);
         if (!ok) {

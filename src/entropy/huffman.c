@@ -9,6 +9,9 @@
  * current bit position. The decoder therefore looks up the next 11 stream
  * bits (as the low bits of a little-endian word) in a 2^11-entry table.
  *
+ * Both widths code bytes (bits 4: the pair of nibbles the decoded layout
+ * keeps in one byte), so one decoder serves both and writes whole bytes.
+ *
  * Decoder: each segment holds EC_HUF_LANES independent lane streams; one
  * thread decodes the four lanes interleaved so that the load -> shift chains
  * of the lanes overlap. Bits live in a 64-bit word with a sentinel bit above
@@ -153,10 +156,10 @@ void ec_huf_stream_codes(const uint8_t *lens, int alphabet, uint32_t *rcode) {
     for (int s = 0; s < alphabet; s++) rcode[s] = lens[s] ? reverse_bits(codes[s], lens[s]) : 0;
 }
 
-void ec_huf_lane_bytes(const uint8_t *lens, const uint8_t *sym, uint32_t seg_count, int bits,
+void ec_huf_lane_bytes(const uint8_t *lens, const uint8_t *sym, uint32_t units,
                        uint32_t lane_bytes[EC_HUF_LANES]) {
     uint32_t lane_count[EC_HUF_LANES];
-    ec_huf_lane_split(seg_count, bits, lane_count);
+    ec_huf_lane_split(units, lane_count);
     for (int j = 0; j < EC_HUF_LANES; j++) {
         uint64_t total = 0;
         for (uint32_t i = 0; i < lane_count[j]; i++) total += lens[sym[i]];
@@ -194,10 +197,10 @@ static void encode_lane(const uint8_t *lens, const uint32_t *rcode, const uint8_
     if (fill) *p++ = (uint8_t)acc; /* the last byte, zero-padded */
 }
 
-void ec_huf_encode_segment(const uint8_t *lens, const uint32_t *rcode, const uint8_t *sym, uint32_t seg_count,
-                           int bits, const uint32_t lane_bytes[EC_HUF_LANES], uint8_t *dst) {
+void ec_huf_encode_segment(const uint8_t *lens, const uint32_t *rcode, const uint8_t *sym, uint32_t units,
+                           const uint32_t lane_bytes[EC_HUF_LANES], uint8_t *dst) {
     uint32_t lane_count[EC_HUF_LANES];
-    ec_huf_lane_split(seg_count, bits, lane_count);
+    ec_huf_lane_split(units, lane_count);
     size_t pos = EC_HUF_LANE_HEADER;
     for (int j = 0; j < EC_HUF_LANES; j++) {
         encode_lane(lens, rcode, sym, lane_count[j], dst + pos, lane_bytes[j]);
@@ -213,8 +216,8 @@ void ec_huf_encode_segment(const uint8_t *lens, const uint32_t *rcode, const uin
 
 #define HUF_MASK ((1u << EC_HUF_MAX_LEN) - 1)
 
-ellm_status ec_huf_tables_build(const uint8_t *lens, int alphabet, int bits, const char *what,
-                                void **tables_out, ellm_error *err) {
+ellm_status ec_huf_tables_build(const uint8_t *lens, const char *what, void **tables_out, ellm_error *err) {
+    const int alphabet = EC_HUF_ALPHABET;
     /* Kraft sum in units of 2^-EC_HUF_MAX_LEN. */
     uint64_t kraft = 0;
     int used = 0, only = 0;
@@ -252,29 +255,15 @@ ellm_status ec_huf_tables_build(const uint8_t *lens, int alphabet, int bits, con
             for (uint32_t k = 0; k < (1u << (EC_HUF_MAX_LEN - l)); k++)
                 h->single[r | (k << l)] = (uint16_t)(l | (s << 8));
         }
-        if (bits == 4) {
-            for (uint32_t idx = 0; idx <= HUF_MASK; idx++) {
-                uint32_t taken = 0, count = 0, nibbles = 0;
-                while (count < EC_HUF_MULTI_MAX) {
-                    uint16_t e = h->single[(idx >> taken) & HUF_MASK];
-                    uint32_t l = e & 15u;
-                    if (taken + l > EC_HUF_MAX_LEN) break;
-                    nibbles |= (uint32_t)(e >> 8) << (4 * count);
-                    taken += l;
-                    count++;
-                }
-                h->multi[idx] = taken | (count << 6) | (nibbles << 12);
-            }
-        }
     }
     *tables_out = t;
     return ELLM_OK;
 }
 
-bool ec_huf_segment_lanes_ok(const uint8_t *seg, size_t seg_bytes, uint32_t seg_count, int bits) {
+bool ec_huf_segment_lanes_ok(const uint8_t *seg, size_t seg_bytes, uint32_t units) {
     if (seg_bytes < EC_HUF_LANE_HEADER) return false;
     uint32_t lane_count[EC_HUF_LANES];
-    ec_huf_lane_split(seg_count, bits, lane_count);
+    ec_huf_lane_split(units, lane_count);
     uint64_t left = seg_bytes - EC_HUF_LANE_HEADER;
     for (int j = 0; j < EC_HUF_LANES; j++) {
         uint64_t nb = j < EC_HUF_LANES - 1 ? ellm_le32(seg + 4 * j) : left;
@@ -297,12 +286,9 @@ typedef struct lane {
     const uint8_t *start, *p;
     uint64_t b;         /* stream bits, sentinel above the valid ones */
     size_t bytes;       /* lane length in the block */
-    uint32_t count;     /* symbols */
+    uint32_t count;     /* units (bytes) */
     uint8_t *out;       /* next output byte */
     uint8_t *out_start;
-    uint8_t *out_end;   /* one past the lane's last output byte */
-    uint64_t acc;       /* bits 4: nibbles not yet written */
-    unsigned sh;        /* bits 4: bits pending in acc (0 or 4 between lookups) */
 } lane;
 
 static inline uint64_t lane_consumed_bits(const lane *l) {
@@ -337,27 +323,6 @@ static ellm_status read_past_block(uint64_t segment, ellm_error *err) {
                      (unsigned long long)segment);
 }
 
-/* Refills four lanes w, x, y, z (no bounds check: see safe_rounds). */
-#define REFILL4()                                                                     \
-    do {                                                                              \
-        unsigned cw_ = (unsigned)__builtin_clzll(wb), cx_ = (unsigned)__builtin_clzll(xb); \
-        unsigned cy_ = (unsigned)__builtin_clzll(yb), cz_ = (unsigned)__builtin_clzll(zb); \
-        wp += cw_ >> 3, xp += cx_ >> 3, yp += cy_ >> 3, zp += cz_ >> 3;               \
-        wb = (ec_load64(wp) | TOP_BIT) >> (cw_ & 7);                                  \
-        xb = (ec_load64(xp) | TOP_BIT) >> (cx_ & 7);                                  \
-        yb = (ec_load64(yp) | TOP_BIT) >> (cy_ & 7);                                  \
-        zb = (ec_load64(zp) | TOP_BIT) >> (cz_ & 7);                                  \
-    } while (0)
-
-#define LOAD_LANES()                                                                  \
-    const uint8_t *wp = ln[0].p, *xp = ln[1].p, *yp = ln[2].p, *zp = ln[3].p;        \
-    uint64_t wb = ln[0].b, xb = ln[1].b, yb = ln[2].b, zb = ln[3].b
-#define STORE_LANES()                                                                 \
-    do {                                                                              \
-        ln[0].p = wp, ln[1].p = xp, ln[2].p = yp, ln[3].p = zp;                       \
-        ln[0].b = wb, ln[1].b = xb, ln[2].b = yb, ln[3].b = zb;                       \
-    } while (0)
-
 /* Rounds (a refill and <= 55 bits of codes) a lane can run, whatever its
  * bits, before a refill could read past the block: round r refills at
  * p <= start + floor(55 r / 8) and reads 8 bytes there. */
@@ -366,8 +331,8 @@ static uint64_t safe_rounds(const lane *l, const uint8_t *block_end) {
     return avail * 8 / 55 + 1;
 }
 
-/* bits 8: all lanes interleaved, five symbols per lane per refill. Lanes
- * 0..EC_HUF_LANES-2 hold `per` symbols each, so lane j writes at o + j per. */
+/* All lanes interleaved, five units per lane per refill. Lanes
+ * 0..EC_HUF_LANES-2 hold `per` units each, so lane j writes at o + j per. */
 #if EC_HUF_LANES != 4
 #error "the decoders below interleave exactly four lanes"
 #endif
@@ -394,7 +359,7 @@ static uint64_t safe_rounds(const lane *l, const uint8_t *block_end) {
 #define LANE_DEC3(j) LANE_DEC(j, 3)
 #define LANE_DEC4(j) LANE_DEC(j, 4)
 
-static ellm_status decode8(const ec_huf_tables *h, lane *ln, const uint8_t *block_end, uint64_t segment,
+static ellm_status decode_lanes(const ec_huf_tables *h, lane *ln, const uint8_t *block_end, uint64_t segment,
                            ellm_error *err) {
     const uint16_t *tab = h->single;
     uint64_t rounds = ln[0].count;
@@ -435,105 +400,8 @@ static ellm_status decode8(const ec_huf_tables *h, lane *ln, const uint8_t *bloc
     return ELLM_OK;
 }
 
-/* bits 4, one lane: one lookup of the multi-symbol table, appending its
- * nibbles to acc; FLUSH writes 8 bytes at out (only whole bytes count, the
- * rest is rewritten later) and keeps an odd nibble in acc. */
-#define MULTI(L)                                                       \
-    do {                                                               \
-        uint32_t e_ = mt[L##b & HUF_MASK];                             \
-        L##b >>= (e_ & 63u);                                           \
-        L##acc |= (uint64_t)(e_ >> 12) << L##sh;                       \
-        L##sh += (e_ >> 4) & 0x1cu;                                    \
-    } while (0)
-#define FLUSH(L)                                                       \
-    do {                                                               \
-        ec_store64(L##o, L##acc);                                      \
-        L##o += L##sh >> 3;                                            \
-        L##acc >>= (L##sh & 0x38u);                                    \
-        L##sh &= 4u;                                                   \
-    } while (0)
-/* A round (5 lookups of <= 5 symbols) advances out by at most 13 bytes and
- * stores 8 bytes from there: safe while out_end - out >= 24. */
-#define ROUND_ROOM 24
-
-static ellm_status lane4_finish(const ec_huf_tables *h, lane *l, const uint8_t *lim, uint64_t segment,
-                                ellm_error *err) {
-    const uint32_t *mt = h->multi;
-    const uint16_t *tab = h->single;
-    const uint8_t *sp = l->p;
-    uint64_t sb = l->b, sacc = l->acc;
-    unsigned ssh = l->sh;
-    uint8_t *so = l->out;
-    while (l->out_end - so >= ROUND_ROOM) {
-        if (!refill_checked(&sp, &sb, lim)) return read_past_block(segment, err);
-        MULTI(s); MULTI(s); FLUSH(s); MULTI(s); MULTI(s); FLUSH(s); MULTI(s); FLUSH(s);
-    }
-    /* Exact tail: single symbols, whole bytes only. */
-    uint64_t done = 2 * (uint64_t)(so - l->out_start) + (ssh >> 2);
-    if (done > l->count) /* a corrupt stream produced more symbols than the lane has */
-        return ellm_fail(err, ELLM_E_FORMAT, "segment %llu: a lane decodes more than its %u symbols",
-                         (unsigned long long)segment, l->count);
-    uint64_t left = l->count - done;
-    while (left) {
-        if (!refill_checked(&sp, &sb, lim)) return read_past_block(segment, err);
-        uint64_t k = ELLM_MIN(left, 5u);
-        for (uint64_t i = 0; i < k; i++) {
-            uint16_t e = tab[sb & HUF_MASK];
-            sb >>= (e & 63u);
-            uint64_t sym = e >> 8;
-            if (ssh) {
-                *so++ = (uint8_t)(sacc | sym << 4);
-                ssh = 0, sacc = 0;
-            } else {
-                sacc = sym, ssh = 4;
-            }
-        }
-        left -= k;
-    }
-    if (ssh) *so++ = (uint8_t)(sacc & 15u); /* odd count: high nibble 0 */
-    l->p = sp, l->b = sb, l->out = so, l->acc = 0, l->sh = 0;
-    return ELLM_OK;
-}
-
-/* bits 4: four lanes interleaved while every lane has room for a round. */
-static ellm_status decode4(const ec_huf_tables *h, lane *ln, const uint8_t *block_end, uint64_t segment,
-                           ellm_error *err) {
-    const uint32_t *mt = h->multi;
-    const uint8_t *lim = block_end - 8;
-    LOAD_LANES();
-    uint8_t *wo = ln[0].out, *xo = ln[1].out, *yo = ln[2].out, *zo = ln[3].out;
-    uint64_t wacc = 0, xacc = 0, yacc = 0, zacc = 0;
-    unsigned wsh = 0, xsh = 0, ysh = 0, zsh = 0;
-    const uint8_t *we = ln[0].out_end, *xe = ln[1].out_end, *ye = ln[2].out_end, *ze = ln[3].out_end;
-    uint64_t rounds = UINT64_MAX;
-    for (int j = 0; j < EC_HUF_LANES; j++) rounds = ELLM_MIN(rounds, safe_rounds(&ln[j], block_end));
-    while ((we - wo >= ROUND_ROOM) & (xe - xo >= ROUND_ROOM) & (ye - yo >= ROUND_ROOM) &
-           (ze - zo >= ROUND_ROOM) & (rounds != 0)) {
-        rounds--;
-        REFILL4();
-        MULTI(w); MULTI(x); MULTI(y); MULTI(z);
-        MULTI(w); MULTI(x); MULTI(y); MULTI(z);
-        FLUSH(w); FLUSH(x); FLUSH(y); FLUSH(z);
-        MULTI(w); MULTI(x); MULTI(y); MULTI(z);
-        MULTI(w); MULTI(x); MULTI(y); MULTI(z);
-        FLUSH(w); FLUSH(x); FLUSH(y); FLUSH(z);
-        MULTI(w); MULTI(x); MULTI(y); MULTI(z);
-        FLUSH(w); FLUSH(x); FLUSH(y); FLUSH(z);
-    }
-    STORE_LANES();
-    ln[0].out = wo, ln[1].out = xo, ln[2].out = yo, ln[3].out = zo;
-    ln[0].acc = wacc, ln[1].acc = xacc, ln[2].acc = yacc, ln[3].acc = zacc;
-    ln[0].sh = wsh, ln[1].sh = xsh, ln[2].sh = ysh, ln[3].sh = zsh;
-    for (int j = 0; j < EC_HUF_LANES; j++) {
-        ellm_status st = lane4_finish(h, &ln[j], lim, segment, err);
-        if (st) return st;
-    }
-    return ELLM_OK;
-}
-
 /* One used symbol: every code is the single bit 0. */
-static ellm_status decode_one_symbol(const ec_huf_tables *h, const ec_view *v, lane *ln, uint64_t segment,
-                                     ellm_error *err) {
+static ellm_status decode_one_symbol(const ec_huf_tables *h, lane *ln, uint64_t segment, ellm_error *err) {
     for (int j = 0; j < EC_HUF_LANES; j++) {
         lane *l = &ln[j];
         if (l->bytes != (l->count + 7) / 8)
@@ -543,10 +411,7 @@ static ellm_status decode_one_symbol(const ec_huf_tables *h, const ec_view *v, l
             if (l->start[i])
                 return ellm_fail(err, ELLM_E_FORMAT, "segment %llu lane %d: code bit 1 in a one-symbol code",
                                  (unsigned long long)segment, j);
-        uint8_t fill = v->bits == 8 ? (uint8_t)h->only_symbol : (uint8_t)(h->only_symbol * 0x11);
-        size_t nbytes = (size_t)(l->out_end - l->out_start);
-        memset(l->out_start, fill, nbytes);
-        if (v->bits == 4 && (l->count & 1)) l->out_start[nbytes - 1] = (uint8_t)h->only_symbol;
+        memset(l->out_start, h->only_symbol, l->count);
     }
     return ELLM_OK;
 }
@@ -555,36 +420,24 @@ ellm_status ec_huf_decode_segment(const ec_view *v, uint64_t segment, const uint
                                   size_t seg_bytes, uint8_t *out, ellm_error *err) {
     const ec_tables *t = v->tables;
     const ec_huf_tables *h = &t->u.huf;
-    uint32_t count = ec_segment_count(v, segment);
-    if (!ec_huf_segment_lanes_ok(seg, seg_bytes, count, v->bits))
-        return ellm_fail(err, ELLM_E_FORMAT, "segment %llu: lane lengths exceed the segment's %zu bytes",
+    uint32_t units = ec_huf_units(v->bits, ec_segment_count(v, segment));
+    if (!ec_huf_segment_lanes_ok(seg, seg_bytes, units))
+        return ellm_fail(err, ELLM_E_FORMAT, "segment %llu: lane lengths do not fit the segment's %zu bytes",
                          (unsigned long long)segment, seg_bytes);
     uint32_t lane_count[EC_HUF_LANES];
-    ec_huf_lane_split(count, v->bits, lane_count);
+    ec_huf_lane_split(units, lane_count);
     lane ln[EC_HUF_LANES];
     const uint8_t *p = seg + EC_HUF_LANE_HEADER;
     uint8_t *o = out + ec_segment_out_offset(v, segment);
     size_t rest = seg_bytes - EC_HUF_LANE_HEADER;
     for (int j = 0; j < EC_HUF_LANES; j++) {
         size_t nb = j < EC_HUF_LANES - 1 ? ellm_le32(seg + 4 * j) : rest;
-        uint64_t out_bytes = v->bits == 8 ? lane_count[j] : (lane_count[j] + 1) / 2;
-        ln[j] = (lane){.start = p, .p = p, .bytes = nb, .count = lane_count[j], .out = o,
-                       .out_start = o, .out_end = o + out_bytes};
+        ln[j] = (lane){.start = p, .p = p, .bytes = nb, .count = lane_count[j], .out = o, .out_start = o};
         ln[j].b = ec_load64(p) | TOP_BIT; /* p + 8 <= block end: the block is padded */
-        p += nb, rest -= nb, o += out_bytes;
+        p += nb, rest -= nb, o += lane_count[j];
     }
-    if (h->used_symbols == 1) return decode_one_symbol(h, v, ln, segment, err);
-    ellm_status st;
-    if (v->bits == 8) {
-        st = decode8(h, ln, t->block_end, segment, err);
-    } else {
-        st = ELLM_OK;
-        st = decode4(h, ln, t->block_end, segment, err);
-    }
-    if (st) return st;
-    for (int j = 0; j < EC_HUF_LANES; j++) {
-        st = lane_check_end(&ln[j], j, v, segment, err);
-        if (st) return st;
-    }
-    return ELLM_OK;
+    if (h->used_symbols == 1) return decode_one_symbol(h, ln, segment, err);
+    ellm_status st = decode_lanes(h, ln, t->block_end, segment, err);
+    for (int j = 0; j < EC_HUF_LANES && !st; j++) st = lane_check_end(&ln[j], j, v, segment, err);
+    return st;
 }

@@ -29,10 +29,10 @@ static int ref_huffman_segment(const uint8_t *lens, int A, const uint8_t *seg, s
     }
     for (int s = 0; s < A; s++)
         if (lens[s]) code[s] = next[lens[s]]++;
-    /* lanes */
-    uint32_t per = (m + 3) / 4;
-    if (bits == 4) per = (per + 1) & ~1u;
-    uint32_t lane_n[4], left = m;
+    /* lanes over the segment's bytes: symbols (bits 8) or symbol pairs (bits 4) */
+    uint32_t units = bits == 8 ? m : (m + 1) / 2;
+    uint32_t per = (units + 3) / 4;
+    uint32_t lane_n[4], left = units;
     for (int j = 0; j < 4; j++) {
         lane_n[j] = left < per ? left : per;
         left -= lane_n[j];
@@ -59,7 +59,13 @@ static int ref_huffman_segment(const uint8_t *lens, int A, const uint8_t *seg, s
                     }
             }
             if (found < 0) return 2;
-            sym_out[k++] = (uint8_t)found;
+            if (bits == 8) {
+                sym_out[k++] = (uint8_t)found;
+            } else { /* a byte of the decoded layout: low nibble first */
+                sym_out[k++] = (uint8_t)(found & 15);
+                if (k < m) sym_out[k++] = (uint8_t)(found >> 4);
+                else if (found >> 4) return 4; /* odd count: the high nibble must be 0 */
+            }
         }
         if ((bitpos + 7) / 8 != b_len[j]) return 3;
         pos += b_len[j];
@@ -102,7 +108,7 @@ static int ref_decode(const uint8_t *b, size_t size, uint8_t *sym, uint64_t n_ex
     uint64_t n = rd64(b + 8), n_seg = rd64(b + 24);
     uint32_t S = rd32(b + 16);
     if (n != n_expect) return 11;
-    int A = 1 << bits;
+    int A = coder == 1 ? 256 : 1 << bits; /* Huffman codes bytes */
     size_t T = coder == 1 ? (size_t)A / 2 : 2 * (size_t)A;
     size_t H = (32 + T + 7) / 8 * 8;
     const uint8_t *offs = b + H, *stream = offs + 8 * (n_seg + 1);
