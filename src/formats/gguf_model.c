@@ -14,6 +14,8 @@
 #include "formats/gguf.h"
 #include "formats/source.h"
 
+#define GGUF_MAX_META (64u << 20)
+
 typedef struct arch_desc {
     const char *arch, *hf_class, *rope_layout;
 } arch_desc;
@@ -31,18 +33,26 @@ static const arch_desc ARCHES[] = {
  * the header, key-values and tensor infos fit. */
 static ellm_status read_meta(int fd, const char *path, uint64_t file_size, uint8_t **buf, gguf_ctx *g,
                              ellm_error *err) {
-    size_t want = (size_t)ELLM_MIN(file_size, (uint64_t)(4u << 20));
+    size_t want = (size_t)ELLM_MIN(file_size, (uint64_t)(4u << 20)), have = 0;
     *buf = NULL;
     for (;;) {
         uint8_t *b = realloc(*buf, want ? want : 1);
         if (!b) return ellm_fail(err, ELLM_E_NOMEM, "%s: out of memory reading GGUF metadata", path);
         *buf = b;
-        ellm_status s = ellm_pread_exact(fd, path, b, want, 0, err);
+        ellm_status s = ellm_pread_exact(fd, path, b + have, want - have, have, err);
         if (s) return s;
+        have = want;
         bool more = false;
         s = gguf_parse_prefix(b, want, file_size, path, g, &more, err);
         if (!s || !more) return s;
-        want = (size_t)ELLM_MIN(file_size, (uint64_t)want * 2);
+        /* Real metadata is a few MiB (about 10 for a 256k-token vocabulary):
+         * a corrupted count must not make us read a whole model into RAM. */
+        if (want >= GGUF_MAX_META)
+            return ellm_fail(err, ELLM_E_FORMAT,
+                             "%s: GGUF metadata runs past %u MiB: the file is corrupted (or its metadata is "
+                             "unreasonably large)",
+                             path, GGUF_MAX_META >> 20);
+        want = (size_t)ELLM_MIN(ELLM_MIN(file_size, (uint64_t)want * 2), (uint64_t)GGUF_MAX_META);
     }
 }
 

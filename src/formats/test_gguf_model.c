@@ -228,6 +228,25 @@ int main(void) {
     write_gguf(data, out, "llama", GGML_TYPE_F16, 513);
     CHECK_FAIL(src_open(out, NULL, &m, &err), ELLM_E_FORMAT, "513 tokens but token_embd.weight has only 512 rows",
                err);
+    /* a corrupted string-array count in a large file: metadata reading stops
+     * at its cap instead of loading the file (sparse 100 MiB file) */
+    {
+        FILE *f = fopen(out, "wb");
+        uint8_t h[64] = {0};
+        memcpy(h, "GGUF", 4);
+        ellm_put_le32(h + 4, 3);
+        ellm_put_le64(h + 8, 1);  /* tensors */
+        ellm_put_le64(h + 16, 1); /* kvs */
+        ellm_put_le64(h + 24, 1);
+        h[32] = 'x';
+        ellm_put_le32(h + 33, GGUF_TYPE_ARRAY);
+        ellm_put_le32(h + 37, GGUF_TYPE_STRING);
+        ellm_put_le64(h + 41, 1ull << 38); /* count: every string empty (zero bytes) */
+        fwrite(h, 1, 49, f);
+        fclose(f);
+        CHECK(truncate(out, 100 << 20) == 0);
+        CHECK_FAIL(src_open(out, NULL, &m, &err), ELLM_E_FORMAT, "GGUF metadata runs past 64 MiB", err);
+    }
     /* a vocabulary-only GGUF is not a model */
     char vp[1024];
     snprintf(vp, sizeof vp, "%s/vocab/ggml-vocab-llama-spm.gguf", data);
