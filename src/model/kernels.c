@@ -43,6 +43,17 @@
 #else
 #define ELLM_KERN_AVX2 0
 #endif
+/* AVX-VNNI (vpdpbusd: unsigned x signed bytes summed by 4 into int32) does in
+ * one instruction what maddubs + madd do in two, without 16-bit saturation,
+ * so uint8 codes need no recentring. Used inside the AVX2 functions. */
+#if ELLM_KERN_AVX2 && defined(__AVXVNNI__)
+#define ELLM_KERN_VNNI 1
+#else
+#define ELLM_KERN_VNNI 0
+#endif
+/* What the vectorised uint8 block sums subtract from the codes (the scalar
+ * twin always uses 128; the zero-point term takes the difference). */
+#define U8_BIAS_SIMD (ELLM_KERN_VNNI ? 0 : 128)
 
 #define MM_ROWS 8      /* rows dequantized per matrix-matrix task */
 #define MV_ROWS 16     /* rows per matrix-vector task */
@@ -241,24 +252,39 @@ static float blocks_u4_scalar(const uint8_t *p, const int8_t *x8, const float *d
 }
 
 #if ELLM_KERN_AVX2
+/* 8 int32 sums of (u - U8_BIAS_SIMD) * s over 32 byte pairs (u8 codes). */
+static inline __m256i dot32_u8(__m256i u, __m256i s) {
+#if ELLM_KERN_VNNI
+    return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s);
+#else
+    const __m256i w = _mm256_xor_si256(u, _mm256_set1_epi8((char)0x80)); /* q - 128, signed */
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(s, w)), _mm256_set1_epi16(1));
+#endif
+}
+
+/* 8 int32 sums of c * s over 32 byte pairs, c in [0, 15]. */
+static inline __m256i dot32_u4(__m256i c, __m256i s) {
+#if ELLM_KERN_VNNI
+    return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), c, s);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(c, s), _mm256_set1_epi16(1));
+#endif
+}
+
 static float blocks_u8_avx2(const uint8_t *q, const int8_t *x8, const float *dx, int64_t nb) {
-    const __m256i bias = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
-        __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + b * 32)), bias);
-        __m256i w1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + b * 32 + 32)), bias);
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)(x8 + b * 32));
-        __m256i x1 = _mm256_loadu_si256((const __m256i *)(x8 + b * 32 + 32));
-        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(x0, w0)), ones);
-        __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w1), _mm256_sign_epi8(x1, w1)), ones);
+        __m256i p0 = dot32_u8(_mm256_loadu_si256((const __m256i *)(q + b * 32)),
+                              _mm256_loadu_si256((const __m256i *)(x8 + b * 32)));
+        __m256i p1 = dot32_u8(_mm256_loadu_si256((const __m256i *)(q + b * 32 + 32)),
+                              _mm256_loadu_si256((const __m256i *)(x8 + b * 32 + 32)));
         a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dx[b]), a0);
         a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dx[b + 1]), a1);
     }
     for (; b < nb; b++) {
-        __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + b * 32)), bias);
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)(x8 + b * 32));
-        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(x0, w0)), ones);
+        __m256i p0 = dot32_u8(_mm256_loadu_si256((const __m256i *)(q + b * 32)),
+                              _mm256_loadu_si256((const __m256i *)(x8 + b * 32)));
         a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dx[b]), a0);
     }
     return hsum256(_mm256_add_ps(a0, a1));
@@ -266,7 +292,7 @@ static float blocks_u8_avx2(const uint8_t *q, const int8_t *x8, const float *dx,
 
 /* x8i: each block's int8 values reordered as (even elements, odd elements). */
 static float blocks_u4_avx2(const uint8_t *p, const int8_t *x8i, const float *dx, int64_t nb) {
-    const __m256i m = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    const __m256i m = _mm256_set1_epi8(15);
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
@@ -276,8 +302,8 @@ static float blocks_u4_avx2(const uint8_t *p, const int8_t *x8i, const float *dx
         __m256i c0 = _mm256_permute2x128_si256(lo, hi, 0x20), c1 = _mm256_permute2x128_si256(lo, hi, 0x31);
         __m256i x0 = _mm256_loadu_si256((const __m256i *)(x8i + b * 32));
         __m256i x1 = _mm256_loadu_si256((const __m256i *)(x8i + b * 32 + 32));
-        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(c0, x0), ones);
-        __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(c1, x1), ones);
+        __m256i p0 = dot32_u4(c0, x0);
+        __m256i p1 = dot32_u4(c1, x1);
         a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dx[b]), a0);
         a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dx[b + 1]), a1);
     }
@@ -286,7 +312,7 @@ static float blocks_u4_avx2(const uint8_t *p, const int8_t *x8i, const float *dx
         const __m128i m128 = _mm_set1_epi8(15);
         __m256i c0 = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m128), _mm_and_si128(raw, m128));
         __m256i x0 = _mm256_loadu_si256((const __m256i *)(x8i + b * 32));
-        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(c0, x0), ones);
+        __m256i p0 = dot32_u4(c0, x0);
         a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dx[b]), a0);
     }
     return hsum256(_mm256_add_ps(a0, a1));
@@ -297,29 +323,23 @@ static float blocks_u4_avx2(const uint8_t *p, const int8_t *x8i, const float *dx
  * weight blocks loaded and prepared once for the four. */
 static void blocks_u8_avx2_x4(const uint8_t *q, const int8_t *const x8[4], const float *const dx[4], int64_t nb,
                               float out[4]) {
-    const __m256i bias = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
     __m256 a0[4], a1[4];
     for (int t = 0; t < 4; t++) a0[t] = a1[t] = _mm256_setzero_ps();
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
-        __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + b * 32)), bias);
-        __m256i w1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + b * 32 + 32)), bias);
-        __m256i aw0 = _mm256_abs_epi8(w0), aw1 = _mm256_abs_epi8(w1);
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(q + b * 32));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(q + b * 32 + 32));
         for (int t = 0; t < 4; t++) {
-            __m256i x0 = _mm256_loadu_si256((const __m256i *)(x8[t] + b * 32));
-            __m256i x1 = _mm256_loadu_si256((const __m256i *)(x8[t] + b * 32 + 32));
-            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw0, _mm256_sign_epi8(x0, w0)), ones);
-            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw1, _mm256_sign_epi8(x1, w1)), ones);
+            __m256i p0 = dot32_u8(w0, _mm256_loadu_si256((const __m256i *)(x8[t] + b * 32)));
+            __m256i p1 = dot32_u8(w1, _mm256_loadu_si256((const __m256i *)(x8[t] + b * 32 + 32)));
             a0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dx[t][b]), a0[t]);
             a1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dx[t][b + 1]), a1[t]);
         }
     }
     for (; b < nb; b++) {
-        __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + b * 32)), bias);
-        __m256i aw0 = _mm256_abs_epi8(w0);
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(q + b * 32));
         for (int t = 0; t < 4; t++) {
-            __m256i x0 = _mm256_loadu_si256((const __m256i *)(x8[t] + b * 32));
-            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw0, _mm256_sign_epi8(x0, w0)), ones);
+            __m256i p0 = dot32_u8(w0, _mm256_loadu_si256((const __m256i *)(x8[t] + b * 32)));
             a0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dx[t][b]), a0[t]);
         }
     }
@@ -328,7 +348,7 @@ static void blocks_u8_avx2_x4(const uint8_t *q, const int8_t *const x8[4], const
 
 static void blocks_u4_avx2_x4(const uint8_t *p, const int8_t *const x8i[4], const float *const dx[4], int64_t nb,
                               float out[4]) {
-    const __m256i m = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    const __m256i m = _mm256_set1_epi8(15);
     __m256 a0[4], a1[4];
     for (int t = 0; t < 4; t++) a0[t] = a1[t] = _mm256_setzero_ps();
     int64_t b = 0;
@@ -339,8 +359,8 @@ static void blocks_u4_avx2_x4(const uint8_t *p, const int8_t *const x8i[4], cons
         for (int t = 0; t < 4; t++) {
             __m256i x0 = _mm256_loadu_si256((const __m256i *)(x8i[t] + b * 32));
             __m256i x1 = _mm256_loadu_si256((const __m256i *)(x8i[t] + b * 32 + 32));
-            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(c0, x0), ones);
-            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(c1, x1), ones);
+            __m256i p0 = dot32_u4(c0, x0);
+            __m256i p1 = dot32_u4(c1, x1);
             a0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dx[t][b]), a0[t]);
             a1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dx[t][b + 1]), a1[t]);
         }
@@ -351,7 +371,7 @@ static void blocks_u4_avx2_x4(const uint8_t *p, const int8_t *const x8i[4], cons
         __m256i c0 = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m128), _mm_and_si128(raw, m128));
         for (int t = 0; t < 4; t++) {
             __m256i x0 = _mm256_loadu_si256((const __m256i *)(x8i[t] + b * 32));
-            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(c0, x0), ones);
+            __m256i p0 = dot32_u4(c0, x0);
             a0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dx[t][b]), a0[t]);
         }
     }
@@ -422,7 +442,7 @@ static float row_dot_int(const ellm_qtensor *w, int64_t r, int64_t in, const ell
     const int8_t *x8 = qa->x8 + (size_t)t * (size_t)in;
     const int8_t *x8i = qa->x8i + (size_t)t * (size_t)in;
     const float *dx = qa->dx + (size_t)t * (size_t)nbr, *dxs = qa->dxs + (size_t)t * (size_t)nbr;
-    const int bias = w->bits == 8 ? 128 : 0;
+    const int bias = w->bits == 8 ? (scalar ? 128 : U8_BIAS_SIMD) : 0;
     float acc = 0.0f;
     for (uint64_t e = e0, end = e0 + (uint64_t)in; e < end;) {
         uint64_t g = e / G;
@@ -573,7 +593,7 @@ static int rows_x4(const mm_job *j, int64_t r0, int64_t r1, int t) {
         xs[i] = (w->bits == 8 ? qa->x8 : qa->x8i) + (size_t)(t + i) * (size_t)in;
         dx[i] = qa->dx + (size_t)(t + i) * (size_t)nbr;
     }
-    const int bias = w->bits == 8 ? 128 : 0;
+    const int bias = w->bits == 8 ? U8_BIAS_SIMD : 0;
     for (int64_t r = r0; r < r1; r++) {
         const uint64_t e = (uint64_t)(j->row0 + r) * (uint64_t)in, g = e / G;
         float d[4];
