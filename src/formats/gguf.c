@@ -677,17 +677,21 @@ ellm_status gguf_writer_write(gguf_writer *w, const char *path, gguf_tensor_data
     if (!s) s = ellm_outfile_pad(&o, GGUF_DEFAULT_ALIGNMENT, err);
     uint64_t data_start = o.offset;
     void *buf = NULL;
+    size_t cap = 0;
     for (size_t i = 0; i < w->n_tensors && !s; i++) {
         const wtensor *t = &w->tensors[i];
         if (o.offset != data_start + t->offset) {
             s = ellm_fail(err, ELLM_E_INTERNAL, "%s: tensor %s: offset mismatch", path, t->name);
             break;
         }
-        free(buf);
-        buf = ellm_malloc((size_t)t->bytes, err);
-        if (!buf) {
-            s = ELLM_E_NOMEM;
-            break;
+        if (t->bytes > cap) { /* one buffer, grown to the largest tensor so far */
+            free(buf);
+            cap = (size_t)t->bytes;
+            buf = ellm_malloc(cap, err);
+            if (!buf) {
+                s = ELLM_E_NOMEM;
+                break;
+            }
         }
         s = fn(user, i, buf, (size_t)t->bytes, err);
         if (!s) s = ellm_outfile_write(&o, buf, (size_t)t->bytes, err);

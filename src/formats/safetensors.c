@@ -354,13 +354,19 @@ ellm_status st_writer_write(st_writer *w, const char *path, st_tensor_data_fn fn
     s = ellm_outfile_write(&o, len8, 8, err);
     if (!s) s = ellm_outfile_write(&o, hdr, hlen, err);
     free(hdr);
+    /* One buffer, grown to the largest tensor so far (not one per tensor:
+     * fresh pages for every tensor cost page faults). */
     void *buf = NULL;
+    size_t cap = 0;
     for (size_t i = 0; i < w->n && !s; i++) {
-        free(buf);
-        buf = ellm_malloc((size_t)w->t[i].bytes, err);
-        if (!buf) {
-            s = ELLM_E_NOMEM;
-            break;
+        if (w->t[i].bytes > cap) {
+            free(buf);
+            cap = (size_t)w->t[i].bytes;
+            buf = ellm_malloc(cap, err);
+            if (!buf) {
+                s = ELLM_E_NOMEM;
+                break;
+            }
         }
         s = fn(user, i, buf, (size_t)w->t[i].bytes, err);
         if (!s) s = ellm_outfile_write(&o, buf, (size_t)w->t[i].bytes, err);
