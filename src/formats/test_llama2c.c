@@ -221,28 +221,24 @@ static void write_v1(src_model *v0, const char *out, int shared) {
     json_decref(cfg);
     hdr[36] = (uint8_t)shared;
     fwrite(hdr, 1, 256, f);
-    const char *order[] = {"attention_norm", "ffn_norm", "norm", "tok", "wq", "wk", "wv", "wo", "w1", "w2", "w3", "output"};
-    for (size_t k = 0; k < ELLM_ARRAY_LEN(order); k++) {
-        for (int l = 0; l < L; l++) {
+    /* export.py version1_export order; %d = layer */
+    const char *order[] = {"layers.%d.attention_norm.weight", "layers.%d.ffn_norm.weight", "norm.weight",
+                           "tok_embeddings.weight", "layers.%d.attention.wq.weight", "layers.%d.attention.wk.weight",
+                           "layers.%d.attention.wv.weight", "layers.%d.attention.wo.weight",
+                           "layers.%d.feed_forward.w1.weight", "layers.%d.feed_forward.w2.weight",
+                           "layers.%d.feed_forward.w3.weight", "output.weight"};
+    for (size_t k = 0; k < ELLM_ARRAY_LEN(order) - (shared ? 1 : 0); k++) {
+        bool per_layer = strstr(order[k], "%d") != NULL;
+        for (int l = 0; l < (per_layer ? L : 1); l++) {
             char name[96];
-            if (strcmp(order[k], "norm") == 0) snprintf(name, sizeof name, "norm.weight");
-            else if (strcmp(order[k], "tok") == 0) snprintf(name, sizeof name, "tok_embeddings.weight");
-            else if (strcmp(order[k], "output") == 0) snprintf(name, sizeof name, "%s", shared ? "" : "output.weight");
-            else if (order[k][0] == 'w' && order[k][1] != 'o' && order[k][1] >= '1' && order[k][1] <= '3')
-                snprintf(name, sizeof name, "layers.%d.feed_forward.%s.weight", l, order[k]);
-            else if (order[k][0] == 'w')
-                snprintf(name, sizeof name, "layers.%d.attention.%s.weight", l, order[k]);
-            else snprintf(name, sizeof name, "layers.%d.%s.weight", l, order[k]);
+            snprintf(name, sizeof name, order[k], l);
             long i = src_find(v0, name);
-            bool per_layer = strchr(name, '.') && strncmp(name, "layers.", 7) == 0;
-            if (name[0] == 0) break;
             CHECK(i >= 0);
             float *w = malloc(v0->tensors[i].n_bytes);
             ellm_error err = {0};
             CHECK_OK(src_read_f32(v0, (size_t)i, w, &err), err);
             fwrite(w, 1, v0->tensors[i].n_bytes, f);
             free(w);
-            if (!per_layer) break;
         }
     }
     fclose(f);
