@@ -173,12 +173,14 @@ static ellm_status render_mistral(const ellm_tokenizer *t, const ellm_chat_messa
     int v3 = t->chat == ELLM_CHAT_MISTRAL_V3;
     if (t->bos < 0 || t->eos < 0) return ellm_fail(err, ELLM_E_UNSUPPORTED, "%s: Mistral chat needs BOS and EOS", t->what);
     const char *sp = fragment_space(t);
-    /* mistral-common: the system prompt goes before the last user message */
+    /* mistral-common puts the system prompt before the first user message with
+     * tokenizer v1, before the last one with v2/v3 (Mistral's cookbook,
+     * concept-deep-dive/tokenization) */
     const char *system = NULL;
-    size_t last_user = n;
+    size_t sys_user = n;
     for (size_t i = 0; i < n; i++) {
         if (role_is(&msgs[i], "system")) system = msgs[i].content;
-        if (role_is(&msgs[i], "user")) last_user = i;
+        if (role_is(&msgs[i], "user") && (v3 || sys_user == n)) sys_user = i;
     }
     put_piece(b, t, t->bos);
     for (size_t i = 0; i < n; i++) {
@@ -191,7 +193,7 @@ static ellm_status render_mistral(const ellm_tokenizer *t, const ellm_chat_messa
                 puts_(b, sp);
                 puts_(b, "[INST] ");
             }
-            if (i == last_user && system && *system) {
+            if (i == sys_user && system && *system) {
                 puts_(b, system);
                 puts_(b, "\n\n");
             }

@@ -81,6 +81,24 @@ static void mistral(const char *name, const char *model, const char *fmt, const 
     ellm_tokenizer_free(t);
 }
 
+/* The system prompt: before the first user message (v1), the last (v3). */
+static void mistral_system(void) {
+    const ellm_chat_message msgs[] = {{"system", "Be brief."}, {"user", "A"}, {"assistant", "B"}, {"user", "C"}};
+    ellm_tokenizer *t = load_tok("hf/mistral-7b-instruct/mistral-common/tokenizer.model.v1");
+    ellm_error err;
+    char *text;
+    CHECK(ellm_tokenizer_set_chat_template(t, "mistral-v1", &err) == ELLM_OK, "%s", err.message);
+    CHECK(ellm_tokenizer_chat_render(t, msgs, 4, 1, &text, &err) == ELLM_OK, "%s", err.message);
+    CHECK(!strcmp(text, "<s>[INST] Be brief.\n\nA [/INST] B</s>[INST] C [/INST]"), "v1 system '%s'", text);
+    free(text);
+    ellm_tokenizer_free(t);
+    t = load_tok("hf/mistral-7b-instruct/mistral-common/mistral_instruct_tokenizer_240323.model.v3");
+    CHECK(ellm_tokenizer_chat_render(t, msgs, 4, 1, &text, &err) == ELLM_OK, "%s", err.message);
+    CHECK(!strcmp(text, "<s>[INST]A[/INST]B</s>[INST]Be brief.\n\nC[/INST]"), "v3 system '%s'", text);
+    free(text);
+    ellm_tokenizer_free(t);
+}
+
 static void phi35(void) {
     ellm_tokenizer *t = load_tok("hf/phi-3.5-mini-instruct");
     CHECK(ellm_tokenizer_chat_format(t) == ELLM_CHAT_PHI3, "format %s",
@@ -264,6 +282,7 @@ int main(void) {
     mistral("mistral-v3", "hf/mistral-7b-instruct/mistral-common/mistral_instruct_tokenizer_240323.model.v3", NULL,
             "hf/mistral-7b-instruct/mistral-common/samples/no_tools/tokens_v3.json",
             "hf/mistral-7b-instruct/mistral-common/samples/no_tools/text_v3.txt");
+    mistral_system();
     phi35();
     phi3_gguf();
     chatml();
