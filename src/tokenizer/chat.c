@@ -224,12 +224,20 @@ static ellm_status render_llama2(const ellm_tokenizer *t, const ellm_chat_messag
         if (role_is(m, "user")) {
             put_piece(b, t, t->bos);
             puts_(b, "[INST] ");
+            /* the template strips the whole content, system block included */
+            sbuf c = {0};
             if (i == start && system) {
-                puts_(b, "<<SYS>>\n");
-                puts_(b, system);
-                puts_(b, "\n<</SYS>>\n\n");
+                puts_(&c, "<<SYS>>\n");
+                puts_(&c, system);
+                puts_(&c, "\n<</SYS>>\n\n");
             }
-            put_stripped(b, m->content);
+            puts_(&c, m->content);
+            if (c.oom) {
+                free(c.p);
+                return ellm_fail(err, ELLM_E_NOMEM, "out of memory rendering a chat");
+            }
+            put_stripped(b, c.p ? c.p : "");
+            free(c.p);
             puts_(b, " [/INST]");
         } else if (role_is(m, "assistant")) {
             puts_(b, " ");
