@@ -16,7 +16,7 @@
 
 #define ELLM_MAGIC "ENTROLLM"
 #define ELLM_FORMAT_VERSION 1
-#define ELLM_ALIGN 16
+#define ELLM_ALIGN 8
 #define ELLM_HEADER_SIZE 128
 
 /* One tensor as recorded in the directory. Pointers point into the mmap. */

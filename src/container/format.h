@@ -14,8 +14,8 @@
 
 #define ELLM_MAX_NAME 1024
 /* Smallest possible directory records (for bounding counts before parsing). */
-#define ELLM_MIN_BLOB_RECORD 11
-#define ELLM_MIN_TENSOR_RECORD 22
+#define ELLM_MIN_BLOB_RECORD 13
+#define ELLM_MIN_TENSOR_RECORD 24
 /* Longest LEB128 encoding of a u64. */
 #define ELLM_VARINT_MAX 10
 

@@ -36,19 +36,28 @@ static ellm_status read_varint(dir_cursor *c, const char *what, uint64_t *v, ell
     return ELLM_OK;
 }
 
-static ellm_status read_name(dir_cursor *c, char **name, ellm_error *err) {
-    uint64_t n;
-    ellm_status s = read_varint(c, "name length", &n, err);
-    if (s) return s;
-    if (n == 0 || n > ELLM_MAX_NAME)
-        return ellm_fail(err, ELLM_E_FORMAT, "%s: bad name length %llu in directory at byte %llu", c->path,
-                         (unsigned long long)n, (unsigned long long)(c->base + (uint64_t)(c->p - c->start)));
-    if ((s = need(c, (size_t)n, "a name", err))) return s;
-    *name = malloc((size_t)n + 1);
+/* Reads a name stored relative to the previous one (see put_name in
+ * writer.c and docs/FORMAT.md, "Names"); prev is NULL for the first. */
+static ellm_status read_name(dir_cursor *c, const char *prev, char **name, ellm_error *err) {
+    uint64_t pre, suf, mid;
+    ellm_status s;
+    if ((s = read_varint(c, "name prefix length", &pre, err)) || (s = read_varint(c, "name suffix length", &suf, err)) ||
+        (s = read_varint(c, "name length", &mid, err)))
+        return s;
+    uint64_t pn = prev ? strlen(prev) : 0;
+    if (pre > pn || suf > pn - pre || mid > ELLM_MAX_NAME || pre + suf + mid == 0 || pre + suf + mid > ELLM_MAX_NAME)
+        return ellm_fail(err, ELLM_E_FORMAT, "%s: bad name lengths (%llu+%llu+%llu) in directory at byte %llu",
+                         c->path, (unsigned long long)pre, (unsigned long long)mid, (unsigned long long)suf,
+                         (unsigned long long)(c->base + (uint64_t)(c->p - c->start)));
+    if ((s = need(c, (size_t)mid, "a name", err))) return s;
+    size_t n = (size_t)(pre + mid + suf);
+    *name = malloc(n + 1);
     if (!*name) return ellm_fail(err, ELLM_E_NOMEM, "out of memory");
-    memcpy(*name, c->p, (size_t)n);
+    if (pre) memcpy(*name, prev, (size_t)pre);
+    memcpy(*name + pre, c->p, (size_t)mid);
+    if (suf) memcpy(*name + pre + mid, prev + pn - suf, (size_t)suf);
     (*name)[n] = 0;
-    c->p += n;
+    c->p += mid;
     return ELLM_OK;
 }
 
@@ -57,8 +66,9 @@ static bool range_ok(uint64_t offset, uint64_t size, uint64_t limit) {
     return ellm_add_u64(offset, size, &end) && end <= limit;
 }
 
-static ellm_status parse_blob(dir_cursor *c, const ellm_mmap *map, ellm_fblob *b, ellm_error *err) {
-    ellm_status s = read_name(c, &b->name, err);
+static ellm_status parse_blob(dir_cursor *c, const ellm_mmap *map, const char *prev, ellm_fblob *b,
+                              ellm_error *err) {
+    ellm_status s = read_name(c, prev, &b->name, err);
     if (s || (s = read_varint(c, "blob offset", &b->offset, err)) || (s = read_varint(c, "blob size", &b->size, err)) ||
         (s = need(c, 8, "a blob checksum", err)))
         return s;
@@ -121,8 +131,9 @@ static ellm_status validate_tensor(const char *path, const ellm_ftensor *t, uint
     return ELLM_OK;
 }
 
-static ellm_status parse_tensor(dir_cursor *c, const ellm_mmap *map, ellm_ftensor *t, ellm_error *err) {
-    ellm_status s = read_name(c, &t->name, err);
+static ellm_status parse_tensor(dir_cursor *c, const ellm_mmap *map, const char *prev, ellm_ftensor *t,
+                                ellm_error *err) {
+    ellm_status s = read_name(c, prev, &t->name, err);
     if (s || (s = need(c, 5, "a tensor record", err))) return s;
     t->n_dims = c->p[0];
     t->scheme = (ellm_scheme)c->p[1];
@@ -158,7 +169,7 @@ static ellm_status parse_tensor(dir_cursor *c, const ellm_mmap *map, ellm_ftenso
     t->block_size = t->block_offset <= t->payload_size ? t->payload_size - t->block_offset : 0;
     if ((s = validate_tensor(c->path, t, map->size, err))) return s;
     const uint8_t *payload = map->data + t->payload_offset;
-    t->scales = (const float *)payload; /* 16-byte aligned payload: the f32 scales are aligned */
+    t->scales = (const float *)payload; /* 8-byte aligned payload: the f32 scales are aligned */
     t->zeros = payload + 4 * t->n_groups;
     t->block = payload + t->block_offset;
     return ELLM_OK;
@@ -178,11 +189,11 @@ static ellm_status parse_directory(ellm_file *f, const ellm_header *h, ellm_erro
     ellm_status s;
     for (uint64_t i = 0; i < h->n_blobs; i++) {
         f->n_blobs++;
-        if ((s = parse_blob(&c, &f->map, &f->blobs[i], err))) return s;
+        if ((s = parse_blob(&c, &f->map, i ? f->blobs[i - 1].name : NULL, &f->blobs[i], err))) return s;
     }
     for (uint64_t i = 0; i < h->n_tensors; i++) {
         f->n_tensors++;
-        if ((s = parse_tensor(&c, &f->map, &f->tensors[i], err))) return s;
+        if ((s = parse_tensor(&c, &f->map, i ? f->tensors[i - 1].name : NULL, &f->tensors[i], err))) return s;
     }
     if (c.p != c.end)
         return ellm_fail(err, ELLM_E_FORMAT, "%s: %lld unexpected bytes at the end of the directory", f->path,

@@ -21,6 +21,7 @@ struct ellm_writer {
     uint8_t *blob_dir, *tensor_dir;
     size_t blob_dir_len, blob_dir_cap, tensor_dir_len, tensor_dir_cap;
     uint64_t n_blobs, n_tensors;
+    char *prev_blob, *prev_tensor; /* names are stored relative to the previous one */
 };
 
 static ellm_status dir_append(uint8_t **buf, size_t *len, size_t *cap, const void *data, size_t n,
@@ -61,14 +62,27 @@ ellm_status ellm_writer_open(const char *path, const char *metadata_json, ellm_w
     return ELLM_OK;
 }
 
-/* Writes name as a varint length + bytes. */
-static ellm_status put_name(uint8_t **buf, size_t *len, size_t *cap, const char *name, ellm_error *err) {
-    size_t n = strlen(name);
+/* Writes a name relative to the previous one of its list (docs/FORMAT.md,
+ * "Names"): varint bytes shared at the start, varint bytes shared at the end,
+ * varint length of the middle, the middle. "layers.1.wq.weight" after
+ * "layers.0.wq.weight" costs 4 bytes. Updates *prev to the name. */
+static ellm_status put_name(uint8_t **buf, size_t *len, size_t *cap, const char *name, char **prev,
+                            ellm_error *err) {
+    size_t n = strlen(name), pn = *prev ? strlen(*prev) : 0;
     if (n == 0 || n > ELLM_MAX_NAME)
         return ellm_fail(err, ELLM_E_ARG, "name '%.64s' must be 1..%d bytes", name, ELLM_MAX_NAME);
-    uint8_t l[ELLM_VARINT_MAX];
-    ellm_status s = dir_append(buf, len, cap, l, ellm_put_varint(l, n), err);
-    return s ? s : dir_append(buf, len, cap, name, n, err);
+    size_t pre = 0, suf = 0;
+    while (pre < n && pre < pn && name[pre] == (*prev)[pre]) pre++;
+    while (suf < n - pre && suf < pn - pre && name[n - 1 - suf] == (*prev)[pn - 1 - suf]) suf++;
+    uint8_t l[3 * ELLM_VARINT_MAX];
+    size_t k = ellm_put_varint(l, pre);
+    k += ellm_put_varint(l + k, suf);
+    k += ellm_put_varint(l + k, n - pre - suf);
+    ellm_status s = dir_append(buf, len, cap, l, k, err);
+    if (!s) s = dir_append(buf, len, cap, name + pre, n - pre - suf, err);
+    free(*prev);
+    *prev = ellm_strdup(name);
+    return s ? s : *prev ? ELLM_OK : ellm_fail(err, ELLM_E_NOMEM, "out of memory");
 }
 
 ellm_status ellm_writer_add_blob(ellm_writer *w, const char *name, const uint8_t *data, size_t size,
@@ -77,7 +91,7 @@ ellm_status ellm_writer_add_blob(ellm_writer *w, const char *name, const uint8_t
     if (s) return s;
     uint64_t offset = w->out.offset;
     if ((s = ellm_outfile_write(&w->out, data, size, err))) return s;
-    if ((s = put_name(&w->blob_dir, &w->blob_dir_len, &w->blob_dir_cap, name, err))) return s;
+    if ((s = put_name(&w->blob_dir, &w->blob_dir_len, &w->blob_dir_cap, name, &w->prev_blob, err))) return s;
     uint8_t rec[2 * ELLM_VARINT_MAX + 8];
     size_t k = ellm_put_varint(rec, offset);
     k += ellm_put_varint(rec + k, size);
@@ -139,7 +153,7 @@ ellm_status ellm_writer_add_tensor(ellm_writer *w, const ellm_wtensor *t, ellm_e
     if (s) return s;
 
     size_t *len = &w->tensor_dir_len, *cap = &w->tensor_dir_cap;
-    if ((s = put_name(&w->tensor_dir, len, cap, t->name, err))) return s;
+    if ((s = put_name(&w->tensor_dir, len, cap, t->name, &w->prev_tensor, err))) return s;
     uint8_t rec[5 + 9 * ELLM_VARINT_MAX + 4 + 8];
     size_t k = 0;
     rec[k++] = (uint8_t)t->n_dims;
@@ -208,6 +222,8 @@ ellm_status ellm_writer_finish(ellm_writer *w, uint64_t *file_bytes, ellm_error 
     if (file_bytes) *file_bytes = size;
     free(w->blob_dir);
     free(w->tensor_dir);
+    free(w->prev_blob);
+    free(w->prev_tensor);
     free(w);
     return ELLM_OK;
 }
@@ -217,5 +233,7 @@ void ellm_writer_abort(ellm_writer *w) {
     ellm_outfile_abort(&w->out);
     free(w->blob_dir);
     free(w->tensor_dir);
+    free(w->prev_blob);
+    free(w->prev_tensor);
     free(w);
 }
