@@ -17,14 +17,17 @@
 #define EC_VERSION 1
 #define EC_HEADER_BYTES 32
 
-/* Huffman codes bytes: with bits 8 a byte is one symbol, with bits 4 it is
- * the pair of symbols 2k, 2k+1 exactly as the decoded layout stores them, so
- * both widths use a 256-letter alphabet (and pairs cost less Huffman
- * redundancy per symbol than single nibbles). Every segment's bytes ("units")
- * are cut into EC_HUF_LANES contiguous runs ("lanes"), each an independent
- * bit stream, so one thread decodes four streams at once. A segment's data
- * starts with the byte lengths of lanes 0..EC_HUF_LANES-2 (u32 each). */
-#define EC_HUF_ALPHABET 256
+/* Both coders code bytes of the decoded layout ("units"): with bits 8 a
+ * byte is one symbol, with bits 4 it is the pair of symbols 2k, 2k+1 as the
+ * layout stores them. So both widths use a 256-letter alphabet, the decoders
+ * write whole bytes, and pairs cost less Huffman redundancy per symbol (and
+ * half the rANS steps) than single nibbles. */
+#define EC_UNIT_ALPHABET 256
+
+/* Huffman: every segment's units are cut into EC_HUF_LANES contiguous runs
+ * ("lanes"), each an independent bit stream, so one thread decodes four
+ * streams at once. A segment's data starts with the byte lengths of lanes
+ * 0..EC_HUF_LANES-2 (u32 each). */
 #define EC_HUF_LANES 4
 #define EC_HUF_LANE_HEADER (4 * (EC_HUF_LANES - 1))
 
@@ -52,7 +55,7 @@ static inline void ec_store64(uint8_t *p, uint64_t v) {
 }
 
 /* Coded units (bytes) of a segment of count symbols. */
-static inline uint32_t ec_huf_units(int bits, uint32_t count) {
+static inline uint32_t ec_unit_count(int bits, uint32_t count) {
     return bits == 8 ? count : count / 2 + (count & 1);
 }
 
@@ -93,11 +96,13 @@ bool ec_huf_segment_lanes_ok(const uint8_t *seg, size_t seg_bytes, uint32_t unit
  * used symbol >= 1. */
 ellm_status ec_rans_normalize(const uint64_t *hist, int alphabet, int scale_bits, uint16_t *freq,
                               ellm_error *err);
-uint64_t ec_rans_segment_bound(uint32_t seg_count);
-size_t ec_rans_encode_segment(const uint16_t *freq, int alphabet, int scale_bits, const uint8_t *sym,
-                              uint32_t seg_count, uint8_t *dst, uint64_t dst_cap);
-ellm_status ec_rans_tables_build(const uint16_t *freq, int alphabet, int scale_bits, const char *what,
-                                 void **tables, ellm_error *err);
+/* Most bytes a segment of `units` units can take. */
+uint64_t ec_rans_segment_bound(uint32_t units);
+size_t ec_rans_encode_segment(const uint16_t *freq, int alphabet, int scale_bits, const uint8_t *units_data,
+                              uint32_t units, uint8_t *dst, uint64_t dst_cap);
+/* Checks frequencies (256 of them, sum 2^scale_bits) and builds tables. */
+ellm_status ec_rans_tables_build(const uint16_t *freq, int scale_bits, const char *what, void **tables,
+                                 ellm_error *err);
 ellm_status ec_rans_decode_segment(const ec_view *v, uint64_t segment, const uint8_t *seg,
                                    size_t seg_bytes, uint8_t *out, ellm_error *err);
 

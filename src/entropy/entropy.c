@@ -41,10 +41,10 @@ uint64_t ec_decoded_bytes(int bits, uint64_t n_symbols) {
     return bits == 4 ? n_symbols / 2 + (n_symbols & 1) : n_symbols;
 }
 
-/* Huffman: a code length (0..11) for each of the 256 byte values, two per
- * byte (value 2k in the low nibble); rANS: a u16 frequency per symbol. */
-static size_t table_bytes(ellm_coder coder, int alphabet) {
-    return coder == ELLM_CODER_HUFFMAN ? EC_HUF_ALPHABET / 2 : 2 * (size_t)alphabet;
+/* For each of the 256 unit (byte) values: Huffman, a code length (0..11),
+ * two per byte (value 2k in the low nibble); rANS, a u16 frequency. */
+static size_t table_bytes(ellm_coder coder) {
+    return coder == ELLM_CODER_HUFFMAN ? EC_UNIT_ALPHABET / 2 : 2 * EC_UNIT_ALPHABET;
 }
 static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
 
@@ -79,8 +79,8 @@ static uint32_t job_segment(const encode_job *j, int64_t task, uint64_t *first) 
     return (uint32_t)ELLM_MIN((uint64_t)j->seg_syms, j->n - *first);
 }
 
-/* Huffman jobs run over units (bytes): symbols is then the byte string to
- * code (packed pairs for bits 4), n its length and seg_syms units per segment. */
+/* Jobs run over units (bytes): symbols is the byte string to code (packed
+ * pairs for bits 4), n its length and seg_syms units per segment. */
 static void huf_size_task(void *ctx, int64_t task, int thread) {
     encode_job *j = ctx;
     uint64_t first;
@@ -100,13 +100,13 @@ static void rans_encode_task(void *ctx, int64_t task, int thread) {
     encode_job *j = ctx;
     uint64_t first;
     uint32_t count = job_segment(j, task, &first);
-    uint64_t bound = ec_rans_segment_bound(count);
+    uint64_t bound = ec_rans_segment_bound(count); /* count = units here */
     uint8_t *dst = malloc(bound);
     if (!dst) {
         atomic_store(&j->failed, 1);
         return;
     }
-    j->seg_size[task] = ec_rans_encode_segment(j->freq, 1 << j->bits, j->scale_bits, j->symbols + first, count, dst,
+    j->seg_size[task] = ec_rans_encode_segment(j->freq, EC_UNIT_ALPHABET, j->scale_bits, j->symbols + first, count, dst,
                                                bound);
     j->seg_data[task] = dst;
 }
@@ -138,36 +138,38 @@ ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64
     uint16_t freq[256] = {0};
     int param;
     ellm_status st;
-    /* Huffman codes bytes: with bits 4, the packed pairs of the decoded layout. */
+    /* Both coders code bytes of the decoded layout ("units"): with bits 4,
+     * the packed pairs. */
     uint8_t *packed = NULL;
     const uint8_t *units = symbols;
     uint64_t n_units = n;
     uint32_t seg_units = seg;
+    if (bits == 4) {
+        n_units = ec_decoded_bytes(4, n);
+        seg_units = seg / 2;
+        packed = ellm_malloc(n_units ? (size_t)n_units : 1, err);
+        if (!packed) return ELLM_E_NOMEM;
+        for (uint64_t i = 0; i + 1 < n; i += 2) packed[i / 2] = (uint8_t)(symbols[i] | symbols[i + 1] << 4);
+        if (n & 1) packed[n / 2] = symbols[n - 1];
+        units = packed;
+        ec_histogram(units, n_units, 256, hist);
+    }
     if (coder == ELLM_CODER_HUFFMAN) {
-        if (bits == 4) {
-            n_units = ec_decoded_bytes(4, n);
-            seg_units = seg / 2;
-            packed = ellm_malloc(n_units ? (size_t)n_units : 1, err);
-            if (!packed) return ELLM_E_NOMEM;
-            for (uint64_t i = 0; i + 1 < n; i += 2) packed[i / 2] = (uint8_t)(symbols[i] | symbols[i + 1] << 4);
-            if (n & 1) packed[n / 2] = symbols[n - 1];
-            units = packed;
-            ec_histogram(units, n_units, 256, hist);
+        st = ec_huffman_lengths(hist, EC_UNIT_ALPHABET, EC_HUF_MAX_LEN, lens, err);
+        if (!st) {
+            ec_huf_stream_codes(lens, EC_UNIT_ALPHABET, rcode);
+            memset(table, 0, EC_UNIT_ALPHABET / 2);
+            for (int s = 0; s < EC_UNIT_ALPHABET; s++) table[s / 2] |= (uint8_t)(lens[s] << (4 * (s & 1)));
         }
-        st = ec_huffman_lengths(hist, EC_HUF_ALPHABET, EC_HUF_MAX_LEN, lens, err);
-        if (st) {
-            free(packed);
-            return st;
-        }
-        ec_huf_stream_codes(lens, EC_HUF_ALPHABET, rcode);
-        memset(table, 0, EC_HUF_ALPHABET / 2);
-        for (int s = 0; s < EC_HUF_ALPHABET; s++) table[s / 2] |= (uint8_t)(lens[s] << (4 * (s & 1)));
         param = EC_HUF_MAX_LEN;
     } else {
-        st = ec_rans_normalize(hist, alphabet, EC_RANS_SCALE_BITS, freq, err);
-        if (st) return st;
-        for (int s = 0; s < alphabet; s++) ellm_put_le16(table + 2 * s, freq[s]);
+        st = ec_rans_normalize(hist, EC_UNIT_ALPHABET, EC_RANS_SCALE_BITS, freq, err);
+        for (int s = 0; s < EC_UNIT_ALPHABET; s++) ellm_put_le16(table + 2 * s, freq[s]);
         param = EC_RANS_SCALE_BITS;
+    }
+    if (st) {
+        free(packed);
+        return st;
     }
 
     uint64_t n_seg = n ? (n - 1) / seg + 1 : 0;
@@ -219,7 +221,7 @@ ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64
     seg_offset[n_seg] = stream_bytes;
 
     /* The block: header, table, offsets, stream, padding. */
-    size_t head = align8(EC_HEADER_BYTES + table_bytes(coder, alphabet));
+    size_t head = align8(EC_HEADER_BYTES + table_bytes(coder));
     size_t offsets_bytes = 8 * ((size_t)n_seg + 1);
     size_t total = head + offsets_bytes + (size_t)stream_bytes + EC_STREAM_PAD;
     b = ellm_malloc(total, err);
@@ -237,7 +239,7 @@ ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64
     ellm_put_le32(b + 16, seg);
     ellm_put_le32(b + 20, 0);
     ellm_put_le64(b + 24, n_seg);
-    memcpy(b + EC_HEADER_BYTES, table, table_bytes(coder, alphabet));
+    memcpy(b + EC_HEADER_BYTES, table, table_bytes(coder));
     uint8_t *offs = b + head, *stream = b + head + offsets_bytes;
     for (uint64_t i = 0; i <= n_seg; i++) ellm_put_le64(offs + 8 * i, seg_offset[i]);
     memset(stream + stream_bytes, 0, EC_STREAM_PAD);
@@ -298,13 +300,12 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
     if (n_seg != want_seg)
         return ellm_fail(err, ELLM_E_FORMAT, "%s: %llu segments for %llu symbols of %u per segment (byte 24)",
                          what, (unsigned long long)n_seg, (unsigned long long)n, seg);
-    const int alphabet = 1 << bits;
-    size_t head = align8(EC_HEADER_BYTES + table_bytes(coder, alphabet));
+    size_t head = align8(EC_HEADER_BYTES + table_bytes(coder));
     /* n_seg <= n, and n can be anything: bound the offsets table by the size first. */
     if (n_seg >= block_size / 8 || head + 8 * (n_seg + 1) + EC_STREAM_PAD > block_size)
         return ellm_fail(err, ELLM_E_FORMAT, "%s: coded block of %zu bytes is too short for %llu segment offsets",
                          what, block_size, (unsigned long long)n_seg);
-    for (size_t i = EC_HEADER_BYTES + table_bytes(coder, alphabet); i < head; i++)
+    for (size_t i = EC_HEADER_BYTES + table_bytes(coder); i < head; i++)
         if (block[i])
             return ellm_fail(err, ELLM_E_FORMAT, "%s: table padding byte %zu is not zero", what, i);
     const uint8_t *offs = block + head;
@@ -317,9 +318,9 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
         if (param != EC_HUF_MAX_LEN)
             return ellm_fail(err, ELLM_E_FORMAT, "%s: huffman length limit %d is not %d (byte 7)", what, param,
                              EC_HUF_MAX_LEN);
-        uint8_t lens[EC_HUF_ALPHABET];
+        uint8_t lens[EC_UNIT_ALPHABET];
         int used = 0;
-        for (int s = 0; s < EC_HUF_ALPHABET; s++) {
+        for (int s = 0; s < EC_UNIT_ALPHABET; s++) {
             lens[s] = (block[EC_HEADER_BYTES + s / 2] >> (4 * (s & 1))) & 15;
             if (lens[s] > param)
                 return ellm_fail(err, ELLM_E_FORMAT, "%s: code length %u of symbol %d exceeds the limit %d (byte %d)",
@@ -330,9 +331,9 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
                                          (unsigned long long)n);
         st = ec_huf_tables_build(lens, what, &tables, err);
     } else {
-        uint16_t freq[256];
+        uint16_t freq[EC_UNIT_ALPHABET];
         int any = 0;
-        for (int s = 0; s < alphabet; s++) {
+        for (int s = 0; s < EC_UNIT_ALPHABET; s++) {
             freq[s] = ellm_le16(block + EC_HEADER_BYTES + 2 * s);
             any |= freq[s] != 0;
         }
@@ -344,7 +345,7 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
             tables = t;
             st = ELLM_OK;
         } else {
-            st = ec_rans_tables_build(freq, alphabet, param, what, &tables, err);
+            st = ec_rans_tables_build(freq, param, what, &tables, err);
         }
     }
     if (st) return st;
@@ -374,9 +375,9 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
         uint64_t size = next - prev;
         bool ok = next >= prev && next <= stream_bytes;
         if (ok && coder == ELLM_CODER_HUFFMAN)
-            ok = ec_huf_segment_lanes_ok(stream + prev, (size_t)size, ec_huf_units(bits, count));
+            ok = ec_huf_segment_lanes_ok(stream + prev, (size_t)size, ec_unit_count(bits, count));
         else if (ok)
-            ok = size >= 4 * EC_RANS_STATES && size <= ec_rans_segment_bound(count);
+            ok = size >= 4 * EC_RANS_STATES && size <= ec_rans_segment_bound(ec_unit_count(bits, count));
         if (!ok) {
             st = ellm_fail(err, ELLM_E_FORMAT,
                            "%s: segment %llu: offsets %llu..%llu (table byte %llu) are out of order, out of the "

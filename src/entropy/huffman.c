@@ -217,7 +217,7 @@ void ec_huf_encode_segment(const uint8_t *lens, const uint32_t *rcode, const uin
 #define HUF_MASK ((1u << EC_HUF_MAX_LEN) - 1)
 
 ellm_status ec_huf_tables_build(const uint8_t *lens, const char *what, void **tables_out, ellm_error *err) {
-    const int alphabet = EC_HUF_ALPHABET;
+    const int alphabet = EC_UNIT_ALPHABET;
     /* Kraft sum in units of 2^-EC_HUF_MAX_LEN. */
     uint64_t kraft = 0;
     int used = 0, only = 0;
@@ -420,7 +420,7 @@ ellm_status ec_huf_decode_segment(const ec_view *v, uint64_t segment, const uint
                                   size_t seg_bytes, uint8_t *out, ellm_error *err) {
     const ec_tables *t = v->tables;
     const ec_huf_tables *h = &t->u.huf;
-    uint32_t units = ec_huf_units(v->bits, ec_segment_count(v, segment));
+    uint32_t units = ec_unit_count(v->bits, ec_segment_count(v, segment));
     if (!ec_huf_segment_lanes_ok(seg, seg_bytes, units))
         return ellm_fail(err, ELLM_E_FORMAT, "segment %llu: lane lengths do not fit the segment's %zu bytes",
                          (unsigned long long)segment, seg_bytes);
