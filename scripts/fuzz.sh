@@ -29,6 +29,8 @@ fi
 for t in "${targets[@]}"; do
   echo "== $t ($secs s) =="
   mkdir -p "$corpus_root/$t"
-  build-fuzz/"$t" "$corpus_root/$t" "$seeds" -max_total_time="$secs" -max_len=400000 -rss_limit_mb=4096 \
+  extra=()
+  for d in src/*/fuzz_seeds/"$t"; do [ -d "$d" ] && extra+=("$d"); done
+  build-fuzz/"$t" "$corpus_root/$t" "$seeds" "${extra[@]}" -max_total_time="$secs" -max_len=400000 -rss_limit_mb=4096 \
     -print_final_stats=1 2>&1 | grep -E "^(Done|stat::number_of_executed_units)|ERROR|SUMMARY" || true
 done

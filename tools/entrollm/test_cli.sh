@@ -110,5 +110,19 @@ expect_msg 1 "config\\.json" "$BIN" compress "$T/hf" -o "$T/out.ellm"
 ls "$T" | grep -q '^out\.ellm' && bad "partial output file left behind" || ok
 ls "$T" | grep -q 'tmp' && bad "temporary file left behind: $(ls "$T" | grep tmp)" || ok
 
+# synth: a generated model in a real config's shape, marked as generated all the way through
+PHI=$DATA/hf/phi-3.5-mini-instruct/config.json
+expect 0 "$BIN" synth "$PHI" -o "$T/phi" --layers 1 --dtype bf16
+grep -qi "generated" "$T/out" && ok || bad "synth does not say the weights are generated"
+[ -f "$T/phi/config.json" ] && [ -f "$T/phi/model.safetensors" ] && [ -f "$T/phi/tokenizer.json" ] && ok \
+  || bad "synth output folder incomplete"
+expect 0 "$BIN" compress "$T/phi" -o "$T/phi.ellm" --bits 4 --json
+jq -e '.weights_generated == true and ([.tensors[].name] | index("model.layers.0.self_attn.qkv_proj.weight")) != null' \
+  "$T/out" >/dev/null && ok || bad "compress of the synthesized Phi-3.5 folder"
+expect 0 "$BIN" info "$T/phi.ellm"
+grep -q "generated (not trained)" "$T/out" && ok || bad "info does not say the weights are generated"
+expect 2 "$BIN" synth "$PHI" -o "$T/phi2" --layers 0
+expect 1 "$BIN" synth "$T/missing.json" -o "$T/phi3"
+
 echo "test_cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]
