@@ -27,10 +27,10 @@ ok() { awk "BEGIN { exit !($1) }"; }
 nll=$(jget "$T/nll.json" mean_nll)
 ok "$nll > 1.3191 && $nll < 1.3201" || fail "mean NLL $nll, reference 1.3196"
 
-# 2. llama.cpp windows: 4 windows of 512 score 4 * 255 tokens.
-"$BIN" perplexity "$MODEL" "$STORIES" --limit 4 --threads 1 --json > "$T/ppl.json" || fail "perplexity"
-[ "$(jget "$T/ppl.json" tokens_scored)" = 1020 ] || fail "tokens_scored $(jget "$T/ppl.json" tokens_scored), expected 1020"
-[ "$(jget "$T/ppl.json" windows)" = 4 ] || fail "windows"
+# 2. llama.cpp windows: 2 windows of 512 score 2 * 255 tokens.
+"$BIN" perplexity "$MODEL" "$STORIES" --limit 2 --threads 1 --json > "$T/ppl.json" || fail "perplexity"
+[ "$(jget "$T/ppl.json" tokens_scored)" = 510 ] || fail "tokens_scored $(jget "$T/ppl.json" tokens_scored), expected 510"
+[ "$(jget "$T/ppl.json" windows)" = 2 ] || fail "windows"
 ppl=$(jget "$T/ppl.json" perplexity)
 ok "$ppl > 2 && $ppl < 30" || fail "perplexity $ppl out of range"
 "$BIN" perplexity "$MODEL" "$STORIES" --limit 2 --threads 1 > "$T/ppl.txt" || fail "perplexity text output"
@@ -47,17 +47,17 @@ cmp -s "$T/story.txt" "$T/story2.txt" || fail "story task not deterministic"
 acc_norm=$(jget "$T/hs.json" acc_norm)
 [ "$(jget "$T/hs.json" n)" = 60 ] || fail "hellaswag n"
 ok "$acc_norm >= 0.45" || fail "story task acc_norm $acc_norm is not far above chance"
-"$BIN" hellaswag "$MODEL" "$T/story.txt" --limit 8 --shots 2 --threads 1 --json > "$T/hs2.json" || fail "hellaswag 2-shot"
+"$BIN" hellaswag "$MODEL" "$T/story.txt" --limit 3 --shots 2 --threads 1 --json > "$T/hs2.json" || fail "hellaswag 2-shot"
 [ "$(jget "$T/hs2.json" shots)" = 2 ] || fail "hellaswag shots"
 
 # 4. GSM8k plumbing (a 260K-parameter story model solves nothing).
-"$BIN" gsm8k "$MODEL" "$D/gsm8k/test.jsonl" --train "$D/gsm8k/train.jsonl" --limit 2 --max-tokens 16 \
+"$BIN" gsm8k "$MODEL" "$D/gsm8k/test.jsonl" --train "$D/gsm8k/train.jsonl" --limit 1 --max-tokens 16 \
     --threads 1 --json > "$T/gsm.json" || fail "gsm8k"
-[ "$(jget "$T/gsm.json" n)" = 2 ] || fail "gsm8k n"
+[ "$(jget "$T/gsm.json" n)" = 1 ] || fail "gsm8k n"
 grep -q '"accuracy": ' "$T/gsm.json" || fail "gsm8k accuracy key"
 
 # 5. Report: Table I and Figure 4.
-"$BIN" report "$MODEL" --text "$STORIES" --hellaswag "$T/story.txt" --limit 2 --threads 1 -o "$T/rep" \
+"$BIN" report "$MODEL" --text "$STORIES" --hellaswag "$T/story.txt" --limit 1 --threads 1 -o "$T/rep" \
     > "$T/rep.txt" 2> "$T/rep.err" || { cat "$T/rep.err" >&2; fail "report"; }
 for f in report.md report.json figure4.svg model-uint8.ellm model-uint4.ellm; do
     [ -s "$T/rep/$f" ] || fail "report: $f missing"
