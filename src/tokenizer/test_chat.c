@@ -140,6 +140,33 @@ static void phi35(void) {
     ellm_tokenizer_free(t);
 }
 
+/* A folder without tokenizer.json: tokenizer.model plus tokenizer_config.json,
+ * whose added_tokens_decoder brings the chat markers (as HF's slow tokenizer). */
+static void phi35_slow(void) {
+    size_t ms, cs;
+    uint8_t *model = read_data("hf/phi-3.5-mini-instruct/tokenizer.model", &ms);
+    uint8_t *cfg = read_data("hf/phi-3.5-mini-instruct/tokenizer_config.json", &cs);
+    ellm_blob_ref blobs[] = {{"tokenizer.model", model, ms}, {"tokenizer_config.json", cfg, cs}};
+    ellm_tokenizer *t;
+    ellm_error err;
+    CHECK(ellm_tokenizer_from_blobs(blobs, 2, "phi-3.5 slow", &t, &err) == ELLM_OK, "%s", err.message);
+    if (!g_failures) {
+        CHECK(ellm_tokenizer_vocab_size(t) == 32011, "vocab %d", (int)ellm_tokenizer_vocab_size(t));
+        CHECK(ellm_tokenizer_chat_format(t) == ELLM_CHAT_PHI3, "phi3 template");
+        size_t n;
+        int32_t *ids = encode(t, "<|user|>\nHello<|end|>\n<|assistant|>\n", 1, &n);
+        int32_t want[] = {32010, 15043, 32007, 32001};
+        CHECK(n == 4 && !memcmp(ids, want, sizeof want), "phi-3.5 markers through tokenizer.model + config");
+        if (n != 4) print_ids("got", ids, n);
+        free(ids);
+        CHECK(ellm_tokenizer_eos(t) == 32000, "eos <|endoftext|>");
+        ellm_tokenizer_free(t);
+    }
+    free(model);
+    free(cfg);
+    printf("phi-3.5 tokenizer.model + tokenizer_config.json: chat markers added\n");
+}
+
 static void phi3_gguf(void) {
     ellm_tokenizer *t = load_tok("vocab/ggml-vocab-phi-3.gguf");
     CHECK(ellm_tokenizer_chat_format(t) == ELLM_CHAT_PHI3_MINI, "format %s",
@@ -286,6 +313,7 @@ int main(void) {
             "hf/mistral-7b-instruct/mistral-common/samples/no_tools/text_v3.txt");
     mistral_system();
     phi35();
+    phi35_slow();
     phi3_gguf();
     chatml();
     llama2_chat();

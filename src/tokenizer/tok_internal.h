@@ -100,6 +100,8 @@ struct ellm_tokenizer {
 
 /* ---- construction helpers (tokenizer.c) --------------------------------- */
 ellm_tokenizer *tok_alloc(ellm_tok_kind kind, int32_t n_vocab, const char *what, ellm_error *err);
+/* Grows the vocabulary to n_vocab ids (new ones empty and unused). */
+ellm_status tok_extend(ellm_tokenizer *t, int32_t n_vocab, ellm_error *err);
 ellm_status tok_set_piece(ellm_tokenizer *t, int32_t id, const char *s, size_t len, float score,
                           ellm_tok_type type, ellm_error *err);
 /* Builds the piece -> id map (needed before ids can be looked up by piece). */

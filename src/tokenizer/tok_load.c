@@ -601,6 +601,35 @@ static ellm_status apply_tokenizer_config(ellm_tokenizer *t, const ellm_blob_ref
     if (!j) return err ? err->code : ELLM_E_FORMAT;
     ellm_status st = ELLM_OK;
     int32_t id;
+    /* added tokens a slow tokenizer (tokenizer.model alone) does not have, e.g.
+     * Phi-3's chat markers 32000..32010; and lstrip/rstrip for all of them */
+    const char *key;
+    const json_t *val;
+    const json_t *atd = json_object_get(j, "added_tokens_decoder");
+    int added = 0;
+    json_object_foreach((json_t *)atd, key, val) {
+        char *end;
+        long tid = strtol(key, &end, 10);
+        const char *content = jstr(val, "content");
+        if (*end || tid < 0 || tid >= (1 << 24) || !content) continue;
+        if (tid >= t->n_vocab && (st = tok_extend(t, (int32_t)tid + 1, err))) break;
+        if (t->raw_len[tid] == 0) {
+            ellm_tok_type type = jbool(val, "special", 0) ? ELLM_TOKT_CONTROL : ELLM_TOKT_USER_DEFINED;
+            if ((st = tok_set_piece(t, (int32_t)tid, content, strlen(content), 0.0f, type, err))) break;
+            added = 1;
+        }
+        t->attrs[tid] |= (uint8_t)((jbool(val, "lstrip", 0) ? TOK_ATTR_LSTRIP : 0) |
+                                   (jbool(val, "rstrip", 0) ? TOK_ATTR_RSTRIP : 0));
+    }
+    if (!st && added) { /* new pieces: the piece map is rebuilt */
+        free(t->vocab.slots);
+        t->vocab.slots = NULL;
+        st = tok_build_map(t, err);
+    }
+    if (st) {
+        json_decref(j);
+        return st;
+    }
     if ((id = token_ref(t, json_object_get(j, "bos_token"))) >= 0) t->bos = id;
     if ((id = token_ref(t, json_object_get(j, "eos_token"))) >= 0) t->eos = id;
     /* unk_token here is the Python wrapper's; the model's own unk (tokenizer.json
@@ -610,16 +639,6 @@ static ellm_status apply_tokenizer_config(ellm_tokenizer *t, const ellm_blob_ref
     if (json_is_boolean(ab)) t->add_bos = json_is_true(ab);
     const json_t *ae = json_object_get(j, "add_eos_token");
     if (json_is_boolean(ae)) t->add_eos = json_is_true(ae);
-    /* lstrip/rstrip of added tokens, when tokenizer.json did not carry them */
-    const char *key;
-    const json_t *val;
-    json_object_foreach(json_object_get(j, "added_tokens_decoder"), key, val) {
-        char *end;
-        long tid = strtol(key, &end, 10);
-        if (*end || tid < 0 || tid >= t->n_vocab) continue;
-        t->attrs[tid] |= (uint8_t)((jbool(val, "lstrip", 0) ? TOK_ATTR_LSTRIP : 0) |
-                                   (jbool(val, "rstrip", 0) ? TOK_ATTR_RSTRIP : 0));
-    }
     const json_t *ct = json_object_get(j, "chat_template");
     if (json_is_string(ct)) {
         st = set_template(t, json_string_value(ct), err);

@@ -256,6 +256,33 @@ static ellm_status arena_append(ellm_tokenizer *t, const char *s, size_t len, ui
     return ELLM_OK;
 }
 
+ellm_status tok_extend(ellm_tokenizer *t, int32_t n_vocab, ellm_error *err) {
+    if (n_vocab <= t->n_vocab) return ELLM_OK;
+    if (n_vocab > (1 << 24)) return ellm_fail(err, ELLM_E_FORMAT, "%s: token id %d out of range", t->what, (int)n_vocab - 1);
+    size_t n = (size_t)n_vocab, old = (size_t)t->n_vocab;
+    void *p[7] = {realloc(t->raw_off, n * 4), NULL, NULL, NULL, NULL, NULL, NULL};
+    if (p[0]) t->raw_off = p[0];
+    if (p[0] && (p[1] = realloc(t->raw_len, n * 4))) t->raw_len = p[1];
+    if (p[1] && (p[2] = realloc(t->out_off, n * 4))) t->out_off = p[2];
+    if (p[2] && (p[3] = realloc(t->out_len, n * 4))) t->out_len = p[3];
+    if (p[3] && (p[4] = realloc(t->scores, n * sizeof(float)))) t->scores = p[4];
+    if (p[4] && (p[5] = realloc(t->types, n))) t->types = p[5];
+    if (p[5] && (p[6] = realloc(t->attrs, n))) t->attrs = p[6];
+    if (!p[6]) return ellm_fail(err, ELLM_E_NOMEM, "%s: out of memory", t->what);
+    for (size_t i = old; i < n; i++) {
+        t->raw_off[i] = t->raw_len[i] = t->out_off[i] = t->out_len[i] = 0;
+        t->scores[i] = 0;
+        t->types[i] = ELLM_TOKT_UNUSED;
+        t->attrs[i] = 0;
+    }
+    t->n_vocab = n_vocab;
+    /* maps and output pieces are rebuilt by tok_finish */
+    free(t->vocab.slots);
+    t->vocab.slots = NULL;
+    t->outputs_built = 0;
+    return ELLM_OK;
+}
+
 ellm_status tok_set_piece(ellm_tokenizer *t, int32_t id, const char *s, size_t len, float score,
                           ellm_tok_type type, ellm_error *err) {
     if (id < 0 || id >= t->n_vocab)
