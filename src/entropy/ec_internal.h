@@ -17,11 +17,12 @@
 #define EC_VERSION 1
 #define EC_HEADER_BYTES 32
 
-/* Both coders code bytes of the decoded layout ("units"): with bits 8 a
- * byte is one symbol, with bits 4 it is the pair of symbols 2k, 2k+1 as the
- * layout stores them. So both widths use a 256-letter alphabet, the decoders
- * write whole bytes, and pairs cost less Huffman redundancy per symbol (and
- * half the rANS steps) than single nibbles. */
+/* Huffman codes bytes of the decoded layout ("units"): with bits 8 a byte is
+ * one symbol, with bits 4 it is the pair of symbols 2k, 2k+1 as the layout
+ * stores them. So both widths use a 256-letter alphabet, the decoder writes
+ * whole bytes, and pairs cost less Huffman redundancy per symbol than single
+ * nibbles. (rANS codes symbols: it is within 1% of the entropy on nibbles
+ * already, and its table, 2 bytes per letter, stays small for small tensors.) */
 #define EC_UNIT_ALPHABET 256
 
 /* Huffman: every segment's units are cut into EC_HUF_LANES contiguous runs
@@ -96,13 +97,13 @@ bool ec_huf_segment_lanes_ok(const uint8_t *seg, size_t seg_bytes, uint32_t unit
  * used symbol >= 1. */
 ellm_status ec_rans_normalize(const uint64_t *hist, int alphabet, int scale_bits, uint16_t *freq,
                               ellm_error *err);
-/* Most bytes a segment of `units` units can take. */
-uint64_t ec_rans_segment_bound(uint32_t units);
-size_t ec_rans_encode_segment(const uint16_t *freq, int alphabet, int scale_bits, const uint8_t *units_data,
-                              uint32_t units, uint8_t *dst, uint64_t dst_cap);
-/* Checks frequencies (256 of them, sum 2^scale_bits) and builds tables. */
-ellm_status ec_rans_tables_build(const uint16_t *freq, int scale_bits, const char *what, void **tables,
-                                 ellm_error *err);
+/* Most bytes a segment of seg_count symbols can take. */
+uint64_t ec_rans_segment_bound(uint32_t seg_count);
+size_t ec_rans_encode_segment(const uint16_t *freq, int alphabet, int scale_bits, const uint8_t *sym,
+                              uint32_t seg_count, uint8_t *dst, uint64_t dst_cap);
+/* Checks frequencies (sum 2^scale_bits) and builds decode tables. */
+ellm_status ec_rans_tables_build(const uint16_t *freq, int alphabet, int scale_bits, const char *what,
+                                 void **tables, ellm_error *err);
 ellm_status ec_rans_decode_segment(const ec_view *v, uint64_t segment, const uint8_t *seg,
                                    size_t seg_bytes, uint8_t *out, ellm_error *err);
 

@@ -41,10 +41,11 @@ uint64_t ec_decoded_bytes(int bits, uint64_t n_symbols) {
     return bits == 4 ? n_symbols / 2 + (n_symbols & 1) : n_symbols;
 }
 
-/* For each of the 256 unit (byte) values: Huffman, a code length (0..11),
- * two per byte (value 2k in the low nibble); rANS, a u16 frequency. */
-static size_t table_bytes(ellm_coder coder) {
-    return coder == ELLM_CODER_HUFFMAN ? EC_UNIT_ALPHABET / 2 : 2 * EC_UNIT_ALPHABET;
+/* Huffman: a code length (0..11) for each of the 256 unit (byte) values,
+ * two per byte (value 2k in the low nibble); rANS: a u16 frequency for each
+ * of the 2^bits symbols. */
+static size_t table_bytes(ellm_coder coder, int bits) {
+    return coder == ELLM_CODER_HUFFMAN ? EC_UNIT_ALPHABET / 2 : 2u << bits;
 }
 static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
 
@@ -79,8 +80,9 @@ static uint32_t job_segment(const encode_job *j, int64_t task, uint64_t *first) 
     return (uint32_t)ELLM_MIN((uint64_t)j->seg_syms, j->n - *first);
 }
 
-/* Jobs run over units (bytes): symbols is the byte string to code (packed
- * pairs for bits 4), n its length and seg_syms units per segment. */
+/* Huffman jobs run over units (bytes): symbols is the byte string to code
+ * (packed pairs for bits 4), n its length and seg_syms units per segment.
+ * rANS jobs run over the symbols themselves. */
 static void huf_size_task(void *ctx, int64_t task, int thread) {
     encode_job *j = ctx;
     uint64_t first;
@@ -100,13 +102,13 @@ static void rans_encode_task(void *ctx, int64_t task, int thread) {
     encode_job *j = ctx;
     uint64_t first;
     uint32_t count = job_segment(j, task, &first);
-    uint64_t bound = ec_rans_segment_bound(count); /* count = units here */
+    uint64_t bound = ec_rans_segment_bound(count);
     uint8_t *dst = malloc(bound);
     if (!dst) {
         atomic_store(&j->failed, 1);
         return;
     }
-    j->seg_size[task] = ec_rans_encode_segment(j->freq, EC_UNIT_ALPHABET, j->scale_bits, j->symbols + first, count, dst,
+    j->seg_size[task] = ec_rans_encode_segment(j->freq, 1 << j->bits, j->scale_bits, j->symbols + first, count, dst,
                                                bound);
     j->seg_data[task] = dst;
 }
@@ -138,13 +140,13 @@ ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64
     uint16_t freq[256] = {0};
     int param;
     ellm_status st;
-    /* Both coders code bytes of the decoded layout ("units"): with bits 4,
-     * the packed pairs. */
+    /* Huffman codes bytes of the decoded layout ("units"): with bits 4, the
+     * packed pairs. rANS codes the symbols (its table stays 2^bits long). */
     uint8_t *packed = NULL;
     const uint8_t *units = symbols;
     uint64_t n_units = n;
     uint32_t seg_units = seg;
-    if (bits == 4) {
+    if (bits == 4 && coder == ELLM_CODER_HUFFMAN) {
         n_units = ec_decoded_bytes(4, n);
         seg_units = seg / 2;
         packed = ellm_malloc(n_units ? (size_t)n_units : 1, err);
@@ -163,8 +165,8 @@ ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64
         }
         param = EC_HUF_MAX_LEN;
     } else {
-        st = ec_rans_normalize(hist, EC_UNIT_ALPHABET, EC_RANS_SCALE_BITS, freq, err);
-        for (int s = 0; s < EC_UNIT_ALPHABET; s++) ellm_put_le16(table + 2 * s, freq[s]);
+        st = ec_rans_normalize(hist, alphabet, EC_RANS_SCALE_BITS, freq, err);
+        for (int s = 0; s < alphabet; s++) ellm_put_le16(table + 2 * s, freq[s]);
         param = EC_RANS_SCALE_BITS;
     }
     if (st) {
@@ -221,7 +223,7 @@ ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64
     seg_offset[n_seg] = stream_bytes;
 
     /* The block: header, table, offsets, stream, padding. */
-    size_t head = align8(EC_HEADER_BYTES + table_bytes(coder));
+    size_t head = align8(EC_HEADER_BYTES + table_bytes(coder, bits));
     size_t offsets_bytes = 8 * ((size_t)n_seg + 1);
     size_t total = head + offsets_bytes + (size_t)stream_bytes + EC_STREAM_PAD;
     b = ellm_malloc(total, err);
@@ -239,7 +241,7 @@ ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64
     ellm_put_le32(b + 16, seg);
     ellm_put_le32(b + 20, 0);
     ellm_put_le64(b + 24, n_seg);
-    memcpy(b + EC_HEADER_BYTES, table, table_bytes(coder));
+    memcpy(b + EC_HEADER_BYTES, table, table_bytes(coder, bits));
     uint8_t *offs = b + head, *stream = b + head + offsets_bytes;
     for (uint64_t i = 0; i <= n_seg; i++) ellm_put_le64(offs + 8 * i, seg_offset[i]);
     memset(stream + stream_bytes, 0, EC_STREAM_PAD);
@@ -300,12 +302,12 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
     if (n_seg != want_seg)
         return ellm_fail(err, ELLM_E_FORMAT, "%s: %llu segments for %llu symbols of %u per segment (byte 24)",
                          what, (unsigned long long)n_seg, (unsigned long long)n, seg);
-    size_t head = align8(EC_HEADER_BYTES + table_bytes(coder));
+    size_t head = align8(EC_HEADER_BYTES + table_bytes(coder, bits));
     /* n_seg <= n, and n can be anything: bound the offsets table by the size first. */
     if (n_seg >= block_size / 8 || head + 8 * (n_seg + 1) + EC_STREAM_PAD > block_size)
         return ellm_fail(err, ELLM_E_FORMAT, "%s: coded block of %zu bytes is too short for %llu segment offsets",
                          what, block_size, (unsigned long long)n_seg);
-    for (size_t i = EC_HEADER_BYTES + table_bytes(coder); i < head; i++)
+    for (size_t i = EC_HEADER_BYTES + table_bytes(coder, bits); i < head; i++)
         if (block[i])
             return ellm_fail(err, ELLM_E_FORMAT, "%s: table padding byte %zu is not zero", what, i);
     const uint8_t *offs = block + head;
@@ -331,9 +333,10 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
                                          (unsigned long long)n);
         st = ec_huf_tables_build(lens, what, &tables, err);
     } else {
-        uint16_t freq[EC_UNIT_ALPHABET];
+        uint16_t freq[256];
+        const int alphabet = 1 << bits;
         int any = 0;
-        for (int s = 0; s < EC_UNIT_ALPHABET; s++) {
+        for (int s = 0; s < alphabet; s++) {
             freq[s] = ellm_le16(block + EC_HEADER_BYTES + 2 * s);
             any |= freq[s] != 0;
         }
@@ -345,7 +348,7 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
             tables = t;
             st = ELLM_OK;
         } else {
-            st = ec_rans_tables_build(freq, param, what, &tables, err);
+            st = ec_rans_tables_build(freq, alphabet, param, what, &tables, err);
         }
     }
     if (st) return st;
@@ -377,7 +380,7 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
         if (ok && coder == ELLM_CODER_HUFFMAN)
             ok = ec_huf_segment_lanes_ok(stream + prev, (size_t)size, ec_unit_count(bits, count));
         else if (ok)
-            ok = size >= 4 * EC_RANS_STATES && size <= ec_rans_segment_bound(ec_unit_count(bits, count));
+            ok = size >= 4 * EC_RANS_STATES && size <= ec_rans_segment_bound(count);
         if (!ok) {
             st = ellm_fail(err, ELLM_E_FORMAT,
                            "%s: segment %llu: offsets %llu..%llu (table byte %llu) are out of order, out of the "

@@ -3,11 +3,11 @@
  *
  * 32-bit states x in [L, L << 16) with L = 2^16, 16-bit renormalisation,
  * frequencies summing to M = 2^scale_bits (14 when encoding; the decoder
- * accepts 1..15). Unit i of a segment (a byte of the decoded layout: one
- * symbol, or a pair of 4-bit symbols) is coded by state i mod 8; all states
- * share one stream of 16-bit words. The encoder runs backwards over the segment and writes the stream
+ * accepts 1..15). A segment's
+ * symbol i is coded by state i mod 8; all states share one stream of 16-bit
+ * words. The encoder runs backwards over the segment and writes the stream
  * backwards, so the decoder reads forwards:
- *   decode: slot = x mod M; s = unit value of slot;
+ *   decode: slot = x mod M; s = symbol of slot;
  *           x = freq[s] * (x >> scale_bits) + slot - start[s];
  *           if x < L: x = (x << 16) | next 16-bit word.
  * The encoder starts every state at L; a correct decode ends with every
@@ -113,9 +113,8 @@ size_t ec_rans_encode_segment(const uint16_t *freq, int alphabet, int scale_bits
 /* Decoder                                                                  */
 /* ------------------------------------------------------------------------ */
 
-ellm_status ec_rans_tables_build(const uint16_t *freq, int scale_bits, const char *what, void **tables_out,
-                                 ellm_error *err) {
-    const int alphabet = EC_UNIT_ALPHABET;
+ellm_status ec_rans_tables_build(const uint16_t *freq, int alphabet, int scale_bits, const char *what,
+                                 void **tables_out, ellm_error *err) {
     if (scale_bits < 1 || scale_bits > EC_RANS_MAX_SCALE_BITS)
         return ellm_fail(err, ELLM_E_FORMAT, "%s: rans scale %d bits is outside 1..%d", what, scale_bits,
                          EC_RANS_MAX_SCALE_BITS);
@@ -155,8 +154,8 @@ ellm_status ec_rans_tables_build(const uint16_t *freq, int scale_bits, const cha
 /* The decode loop, inlined once for the usual scale (a constant shift and
  * mask) and once for any other. */
 static inline __attribute__((always_inline)) ellm_status
-rans_decode(const ec_rans_tables *r, const unsigned scale, uint64_t segment, const uint8_t *seg, size_t seg_bytes,
-            uint32_t units, const uint8_t *block_end, uint8_t *o, ellm_error *err) {
+rans_decode(const ec_rans_tables *r, const unsigned scale, int bits, uint64_t segment, const uint8_t *seg,
+            size_t seg_bytes, uint32_t count, const uint8_t *block_end, uint8_t *o, ellm_error *err) {
     const uint8_t *sym = r->sym;
     const uint32_t *freq_start = r->freq_start;
     const uint32_t mask = (1u << scale) - 1;
@@ -164,24 +163,42 @@ rans_decode(const ec_rans_tables *r, const unsigned scale, uint64_t segment, con
     uint32_t x4 = ellm_le32(seg + 16), x5 = ellm_le32(seg + 20), x6 = ellm_le32(seg + 24), x7 = ellm_le32(seg + 28);
     const uint8_t *p = seg + 4 * EC_RANS_STATES;
     const uint8_t *lim = block_end - 2 * EC_RANS_STATES; /* a round reads <= 16 bytes */
-    uint32_t rounds = units / EC_RANS_STATES;
-    for (uint32_t i = 0; i < rounds; i++) {
-        if (ELLM_UNLIKELY(p > lim)) goto past_end;
-        RANS_STEP(0, o[0]); RANS_STEP(1, o[1]); RANS_STEP(2, o[2]); RANS_STEP(3, o[3]);
-        RANS_STEP(4, o[4]); RANS_STEP(5, o[5]); RANS_STEP(6, o[6]); RANS_STEP(7, o[7]);
-        o += 8;
+    uint32_t rounds = count / EC_RANS_STATES;
+    if (bits == 8) {
+        for (uint32_t i = 0; i < rounds; i++) {
+            if (ELLM_UNLIKELY(p > lim)) goto past_end;
+            RANS_STEP(0, o[0]); RANS_STEP(1, o[1]); RANS_STEP(2, o[2]); RANS_STEP(3, o[3]);
+            RANS_STEP(4, o[4]); RANS_STEP(5, o[5]); RANS_STEP(6, o[6]); RANS_STEP(7, o[7]);
+            o += 8;
+        }
+    } else {
+        for (uint32_t i = 0; i < rounds; i++) {
+            if (ELLM_UNLIKELY(p > lim)) goto past_end;
+            uint8_t s0, s1, s2, s3, s4, s5, s6, s7;
+            RANS_STEP(0, s0); RANS_STEP(1, s1); RANS_STEP(2, s2); RANS_STEP(3, s3);
+            RANS_STEP(4, s4); RANS_STEP(5, s5); RANS_STEP(6, s6); RANS_STEP(7, s7);
+            o[0] = (uint8_t)(s0 | s1 << 4), o[1] = (uint8_t)(s2 | s3 << 4);
+            o[2] = (uint8_t)(s4 | s5 << 4), o[3] = (uint8_t)(s6 | s7 << 4);
+            o += 4;
+        }
     }
-    /* Tail: fewer than 8 units, states 0.. in order. */
-    uint32_t tail = units % EC_RANS_STATES;
+    /* Tail: fewer than 8 symbols, states 0.. in order. */
+    uint32_t tail = count % EC_RANS_STATES;
     if (tail) {
         if (ELLM_UNLIKELY(p > lim)) goto past_end;
-        if (tail > 0) RANS_STEP(0, o[0]);
-        if (tail > 1) RANS_STEP(1, o[1]);
-        if (tail > 2) RANS_STEP(2, o[2]);
-        if (tail > 3) RANS_STEP(3, o[3]);
-        if (tail > 4) RANS_STEP(4, o[4]);
-        if (tail > 5) RANS_STEP(5, o[5]);
-        if (tail > 6) RANS_STEP(6, o[6]);
+        uint8_t s[EC_RANS_STATES] = {0};
+        if (tail > 0) RANS_STEP(0, s[0]);
+        if (tail > 1) RANS_STEP(1, s[1]);
+        if (tail > 2) RANS_STEP(2, s[2]);
+        if (tail > 3) RANS_STEP(3, s[3]);
+        if (tail > 4) RANS_STEP(4, s[4]);
+        if (tail > 5) RANS_STEP(5, s[5]);
+        if (tail > 6) RANS_STEP(6, s[6]);
+        if (bits == 8) {
+            memcpy(o, s, tail);
+        } else {
+            for (uint32_t k = 0; k < tail; k += 2) o[k / 2] = (uint8_t)(s[k] | (k + 1 < tail ? s[k + 1] << 4 : 0));
+        }
     }
     size_t used = (size_t)(p - seg);
     if (used != seg_bytes)
@@ -201,12 +218,12 @@ ellm_status ec_rans_decode_segment(const ec_view *v, uint64_t segment, const uin
                                    size_t seg_bytes, uint8_t *out, ellm_error *err) {
     const ec_tables *t = v->tables;
     const ec_rans_tables *r = &t->u.rans;
-    uint32_t units = ec_unit_count(v->bits, ec_segment_count(v, segment));
+    uint32_t count = ec_segment_count(v, segment);
     if (seg_bytes < 4 * EC_RANS_STATES)
         return ellm_fail(err, ELLM_E_FORMAT, "segment %llu: %zu bytes cannot hold the %d rans states",
                          (unsigned long long)segment, seg_bytes, EC_RANS_STATES);
     uint8_t *o = out + ec_segment_out_offset(v, segment);
     if (r->scale_bits == EC_RANS_SCALE_BITS)
-        return rans_decode(r, EC_RANS_SCALE_BITS, segment, seg, seg_bytes, units, t->block_end, o, err);
-    return rans_decode(r, (unsigned)r->scale_bits, segment, seg, seg_bytes, units, t->block_end, o, err);
+        return rans_decode(r, EC_RANS_SCALE_BITS, v->bits, segment, seg, seg_bytes, count, t->block_end, o, err);
+    return rans_decode(r, (unsigned)r->scale_bits, v->bits, segment, seg, seg_bytes, count, t->block_end, o, err);
 }

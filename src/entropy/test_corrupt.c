@@ -69,7 +69,7 @@ static uint8_t *make_block(ellm_coder coder, int bits, hist_kind kind, uint64_t 
 }
 
 static size_t head_bytes(const uint8_t *b) {
-    size_t t = b[5] == ELLM_CODER_HUFFMAN ? 128 : 512;
+    size_t t = b[5] == ELLM_CODER_HUFFMAN ? 128 : 2u << b[6];
     return (EC_HEADER_BYTES + t + 7) & ~(size_t)7;
 }
 
@@ -84,7 +84,7 @@ static void test_flips_and_truncations(ellm_coder coder, int bits, hist_kind kin
 
     uint8_t *m = malloc(size);
     int detected = 0, flips = 0;
-    size_t table_end = EC_HEADER_BYTES + (coder == ELLM_CODER_HUFFMAN ? 128u : 512u);
+    size_t table_end = EC_HEADER_BYTES + (coder == ELLM_CODER_HUFFMAN ? 128u : 2u << bits);
     for (size_t i = 0; i < size; i++)
         for (int bit = 0; bit < 8; bit++) {
             memcpy(m, block, size);
@@ -173,9 +173,9 @@ static void test_structure(ellm_coder coder, int bits) {
     } else {
         MUTATE("scale 16", m[7] = 16);
         MUTATE("scale 0", m[7] = 0);
-        uint8_t *mid = m + EC_HEADER_BYTES + 2 * (bits == 8 ? 128 : 0x88);
+        uint8_t *mid = m + EC_HEADER_BYTES + 2 * (bits == 8 ? 128 : 8);
         MUTATE("freq sum + 1", ellm_put_le16(mid, (uint16_t)(ellm_le16(mid) + 1)));
-        MUTATE("all freqs zero", memset(m + EC_HEADER_BYTES, 0, 512));
+        MUTATE("all freqs zero", memset(m + EC_HEADER_BYTES, 0, 2u << bits));
     }
 #undef MUTATE
     free(m);

@@ -75,8 +75,7 @@ static int ref_huffman_segment(const uint8_t *lens, int A, const uint8_t *seg, s
 
 /* Section 4: rANS, textbook. */
 static int ref_rans_segment(const uint32_t *freq, int A, int scale, const uint8_t *seg, size_t seg_len, uint32_t m,
-                            int bits, uint8_t *sym_out) {
-    uint32_t units = bits == 8 ? m : (m + 1) / 2;
+                            uint8_t *sym_out) {
     uint32_t start[257];
     start[0] = 0;
     for (int s = 0; s < A; s++) start[s + 1] = start[s] + freq[s];
@@ -84,8 +83,7 @@ static int ref_rans_segment(const uint32_t *freq, int A, int scale, const uint8_
     for (int j = 0; j < 8; j++) x[j] = rd32(seg + 4 * j);
     size_t p = 32;
     const uint32_t M = 1u << scale, L = 1u << 16;
-    uint32_t out = 0;
-    for (uint32_t k = 0; k < units; k++) {
+    for (uint32_t k = 0; k < m; k++) {
         uint32_t *xs = &x[k % 8];
         uint32_t slot = *xs % M;
         int s = 0;
@@ -96,13 +94,7 @@ static int ref_rans_segment(const uint32_t *freq, int A, int scale, const uint8_
             *xs = (*xs << 16) | rd16(seg + p);
             p += 2;
         }
-        if (bits == 8) {
-            sym_out[out++] = (uint8_t)s;
-        } else { /* a byte of the decoded layout: low nibble first */
-            sym_out[out++] = (uint8_t)(s & 15);
-            if (out < m) sym_out[out++] = (uint8_t)(s >> 4);
-            else if (s >> 4) return 4;
-        }
+        sym_out[k] = (uint8_t)s;
     }
     for (int j = 0; j < 8; j++)
         if (x[j] != L) return 2;
@@ -116,7 +108,7 @@ static int ref_decode(const uint8_t *b, size_t size, uint8_t *sym, uint64_t n_ex
     uint64_t n = rd64(b + 8), n_seg = rd64(b + 24);
     uint32_t S = rd32(b + 16);
     if (n != n_expect) return 11;
-    int A = 256; /* both coders code bytes of the decoded layout */
+    int A = coder == 1 ? 256 : 1 << bits; /* Huffman codes bytes of the decoded layout */
     size_t T = coder == 1 ? (size_t)A / 2 : 2 * (size_t)A;
     size_t H = (32 + T + 7) / 8 * 8;
     const uint8_t *offs = b + H, *stream = offs + 8 * (n_seg + 1);
@@ -132,7 +124,7 @@ static int ref_decode(const uint8_t *b, size_t size, uint8_t *sym, uint64_t n_ex
         uint64_t a = rd64(offs + 8 * i), e = rd64(offs + 8 * (i + 1));
         uint32_t m = (uint32_t)((i + 1) * S <= n ? S : n - i * S);
         int r = coder == 1 ? ref_huffman_segment(lens, A, stream + a, (size_t)(e - a), m, bits, sym + i * S)
-                           : ref_rans_segment(freq, A, param, stream + a, (size_t)(e - a), m, bits, sym + i * S);
+                           : ref_rans_segment(freq, A, param, stream + a, (size_t)(e - a), m, sym + i * S);
         if (r) return 20 + r;
     }
     return 0;
