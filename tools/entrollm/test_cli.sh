@@ -124,5 +124,20 @@ grep -q "generated (not trained)" "$T/out" && ok || bad "info does not say the w
 expect 2 "$BIN" synth "$PHI" -o "$T/phi2" --layers 0
 expect 1 "$BIN" synth "$T/missing.json" -o "$T/phi3"
 
+# tokenize / detokenize: the reference prompt ids of llama2.c's run.c
+expect 0 "$BIN" tokenize "$MODEL" "Once upon a time" --ids --bos
+[ "$(cat "$T/out")" = "1 403 407 261 378" ] && ok || bad "tokenize ids: '$(cat "$T/out")'"
+printf 'Once upon a time' | "$BIN" tokenize "$MODEL" - --ids >"$T/out" 2>"$T/err" && ok || bad "tokenize from stdin"
+[ "$(cat "$T/out")" = "403 407 261 378" ] && ok || bad "tokenize stdin ids: '$(cat "$T/out")'"
+expect 0 "$BIN" detokenize "$MODEL" 1 403 407 261 378
+grep -q "^Once upon a time" "$T/out" && ok || bad "detokenize: '$(cat "$T/out")'"
+expect 0 "$BIN" tokenize "$T/s8.ellm" "Once upon a time" --json
+jq -e '.ids == [403, 407, 261, 378]' "$T/out" >/dev/null && ok || bad "tokenize --json from the .ellm: $(cat "$T/out")"
+expect 2 "$BIN" tokenize "$MODEL" "x" --frobnicate
+expect_msg 2 "outside the vocabulary" "$BIN" detokenize "$MODEL" 99999
+for c in tokenize detokenize synth run chat export perplexity hellaswag gsm8k report; do
+  expect 0 "$BIN" "$c" --help
+done
+
 echo "test_cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]
