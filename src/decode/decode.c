@@ -17,6 +17,9 @@
 #include "common/common.h"
 
 #define DECODE_SHUFFLE_SEED 0x656e74726f6c6c6dull /* "entrollm" */
+/* Below this many symbols a job runs on the calling thread: decoding them
+ * takes about as long as waking the pool's workers (tens of microseconds). */
+#define DECODE_INLINE_SYMBOLS 65536
 
 typedef struct decode_job {
     const ec_view *views;
@@ -63,9 +66,10 @@ ellm_status ellm_decode_blocks(const ec_view *views, const char *const *names, u
     if (!views || !outs) return ellm_fail(err, ELLM_E_ARG, "ellm_decode_blocks: no views or outputs");
     uint64_t *first = ellm_malloc((n_views + 1) * sizeof *first, err);
     if (!first) return ELLM_E_NOMEM;
-    uint64_t total = 0;
+    uint64_t total = 0, symbols = 0;
     for (size_t i = 0; i < n_views; i++) {
         first[i] = total;
+        symbols += views[i].n_symbols;
         if (views[i].n_segments && (!views[i].tables || !outs[i])) {
             free(first);
             return ellm_fail(err, ELLM_E_ARG, "%s: %s", names && names[i] ? names[i] : "coded block",
@@ -99,7 +103,7 @@ ellm_status ellm_decode_blocks(const ec_view *views, const char *const *names, u
     decode_job job = {.views = views, .outs = outs, .n_views = n_views, .first = first, .perm = perm};
     atomic_init(&job.failed, 0);
     atomic_flag_clear(&job.error_taken);
-    ellm_pool_run(pool, (int64_t)total, decode_task, &job);
+    ellm_pool_run(symbols < DECODE_INLINE_SYMBOLS ? NULL : pool, (int64_t)total, decode_task, &job);
     ellm_status st = ELLM_OK;
     if (atomic_load(&job.failed)) {
         const char *name = names && names[job.bad_view] ? names[job.bad_view] : "coded block";
