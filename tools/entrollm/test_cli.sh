@@ -5,6 +5,12 @@
 # output file. Usage: test_cli.sh PATH/TO/entrollm   (ELLM_DATA_DIR must be set)
 set -u
 BIN=${1:?usage: test_cli.sh ENTROLLM_BINARY}
+# A cross-built program runs under the emulator named in ELLM_EMULATOR
+# (scripts/test-arm.sh sets it; see docs/DEVELOPING.md, "ARM").
+if [ -n "${ELLM_EMULATOR:-}" ]; then
+    ellm_target=$BIN BIN=ellm_emulated
+    ellm_emulated() { $ELLM_EMULATOR "$ellm_target" "$@"; }
+fi
 DATA=${ELLM_DATA_DIR:-}
 if [ -z "$DATA" ] || [ ! -f "$DATA/stories260K/stories260K.bin" ]; then
   echo "test_cli: reference data not found (ELLM_DATA_DIR=$DATA): ../shared/data is required" >&2
