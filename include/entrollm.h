@@ -69,6 +69,7 @@ typedef enum ellm_granularity {
 } ellm_granularity;
 
 typedef enum ellm_coder {
+    ELLM_CODER_AUTO = -1,   /* only as an option: per tensor, the smallest of the three */
     ELLM_CODER_RAW = 0,     /* integers stored plainly (packed for uint4) */
     ELLM_CODER_HUFFMAN = 1, /* canonical length-limited Huffman */
     ELLM_CODER_RANS = 2     /* interleaved rANS */

@@ -79,7 +79,7 @@ static char *build_metadata(const src_model *src, const ellm_compress_options *o
                              "quantization", "bits", o->bits, "scheme",
                              o->scheme == ELLM_SCHEME_AUTO ? "auto" : ellm_scheme_name(o->scheme), "granularity",
                              granularity_name(o->granularity), "group_size", (json_int_t)o->group_size, "coder",
-                             ellm_coder_name(o->coder), "segment_symbols", (json_int_t)o->segment_symbols, "keep",
+                             o->coder == ELLM_CODER_AUTO ? "auto" : ellm_coder_name(o->coder), "segment_symbols", (json_int_t)o->segment_symbols, "keep",
                              keep);
     if (!meta) {
         ellm_fail(err, ELLM_E_INTERNAL, "cannot build metadata JSON");
@@ -129,6 +129,46 @@ static float max_abs_error(const ellm_qparams *qp, const float *w, const uint8_t
     return worst;
 }
 
+/* Codes the integers with one coder: a coded block, or (raw) the plain
+ * integers in the in-memory layout. */
+static ellm_status encode_with(ellm_coder coder, int bits, const uint8_t *codes, uint64_t n, uint32_t segment,
+                               ellm_pool *pool, uint8_t **block, size_t *block_size, ellm_error *err) {
+    if (coder != ELLM_CODER_RAW) return ec_encode(coder, bits, codes, n, segment, pool, block, block_size, err);
+    *block_size = ec_decoded_bytes(bits, n);
+    *block = ellm_malloc(*block_size, err);
+    if (!*block) return ELLM_E_NOMEM;
+    if (bits == 4) ellm_pack_u4(codes, n, *block);
+    else memcpy(*block, codes, n);
+    return ELLM_OK;
+}
+
+/* --coder auto: Huffman, rANS and raw, keeping the smallest (ties go to the
+ * faster decoder: raw, then Huffman). */
+static ellm_status encode_smallest(int bits, const uint8_t *codes, uint64_t n, uint32_t segment, ellm_pool *pool,
+                                   ellm_coder *chosen, uint8_t **block, size_t *block_size, ellm_error *err) {
+    const ellm_coder order[] = {ELLM_CODER_RAW, ELLM_CODER_HUFFMAN, ELLM_CODER_RANS};
+    *block = NULL;
+    for (size_t i = 0; i < ELLM_ARRAY_LEN(order); i++) {
+        uint8_t *b = NULL;
+        size_t size = 0;
+        ellm_status s = encode_with(order[i], bits, codes, n, segment, pool, &b, &size, err);
+        if (s) {
+            free(*block);
+            *block = NULL;
+            return s;
+        }
+        if (!*block || size < *block_size) {
+            free(*block);
+            *block = b;
+            *block_size = size;
+            *chosen = order[i];
+        } else {
+            free(b);
+        }
+    }
+    return ELLM_OK;
+}
+
 /* Quantizes and codes one tensor, writes it, fills its report row. */
 static ellm_status compress_tensor(src_model *src, size_t idx, const ellm_compress_options *o, ellm_pool *pool,
                                    scratch *buf, ellm_writer *w, ellm_tensor_report *rep, ellm_error *err) {
@@ -170,25 +210,22 @@ static ellm_status compress_tensor(src_model *src, size_t idx, const ellm_compre
     rep->max_abs_error = max_abs_error(&qp, buf->weights, buf->codes, n, &rep->scale_max);
     rep->scheme = qp.scheme;
     rep->bits = o->bits;
-    rep->coder = o->coder;
 
     uint8_t *block = NULL;
     size_t block_size = 0;
-    if (o->coder == ELLM_CODER_RAW) {
-        block_size = ec_decoded_bytes(o->bits, n);
-        block = ellm_malloc(block_size, err);
-        if (!block) s = ELLM_E_NOMEM;
-        else if (o->bits == 4) ellm_pack_u4(buf->codes, n, block);
-        else memcpy(block, buf->codes, n);
+    ellm_coder coder = o->coder;
+    if (coder == ELLM_CODER_AUTO) {
+        s = encode_smallest(o->bits, buf->codes, n, o->segment_symbols, pool, &coder, &block, &block_size, err);
     } else {
-        s = ec_encode(o->coder, o->bits, buf->codes, n, o->segment_symbols, pool, &block, &block_size, err);
-        if (s) ellm_fail_prefix(err, "tensor %s", st->name);
+        s = encode_with(coder, o->bits, buf->codes, n, o->segment_symbols, pool, &block, &block_size, err);
     }
+    if (s) ellm_fail_prefix(err, "tensor %s", st->name);
+    rep->coder = coder;
     if (!s) {
         wt.scheme = qp.scheme;
         wt.bits = o->bits;
         wt.qp = &qp;
-        wt.coder = o->coder;
+        wt.coder = coder;
         wt.entropy_bits = rep->entropy_bits;
         wt.block = block;
         wt.block_size = block_size;
@@ -208,7 +245,7 @@ static ellm_status check_options(const ellm_compress_options *o, ellm_error *err
         return ellm_fail(err, ELLM_E_ARG, "unknown scheme %d", (int)o->scheme);
     if (o->granularity == ELLM_GRAN_GROUP && (o->group_size < 2 || o->group_size % 2))
         return ellm_fail(err, ELLM_E_ARG, "group size must be an even number >= 2, got %u", o->group_size);
-    if ((int)o->coder < 0 || o->coder > ELLM_CODER_RANS) return ellm_fail(err, ELLM_E_ARG, "unknown coder");
+    if (o->coder < ELLM_CODER_AUTO || o->coder > ELLM_CODER_RANS) return ellm_fail(err, ELLM_E_ARG, "unknown coder");
     if (o->segment_symbols == 1 || o->segment_symbols % 2)
         return ellm_fail(err, ELLM_E_ARG, "segment size must be an even number of symbols, got %u",
                          o->segment_symbols);

@@ -22,6 +22,7 @@ const char *ellm_scheme_name(ellm_scheme s) {
 
 const char *ellm_coder_name(ellm_coder c) {
     switch (c) {
+    case ELLM_CODER_AUTO: return "auto";
     case ELLM_CODER_RAW: return "raw";
     case ELLM_CODER_HUFFMAN: return "huffman";
     case ELLM_CODER_RANS: return "rans";

@@ -22,7 +22,8 @@ static void usage(FILE *out) {
             "                           whose values share one sign is unsigned, else asymmetric)\n"
             "  --granularity G          tensor|row|group:N  scales per tensor (default), per row or\n"
             "                           per N consecutive weights (N even)\n"
-            "  --coder C                huffman|rans|raw (default huffman; raw = plain integers)\n"
+            "  --coder C                huffman|rans|raw|auto (default huffman; raw = plain integers;\n"
+            "                           auto = per tensor the smallest of the three)\n"
             "  --segment S              symbols per segment (even; default chosen by the coder)\n"
             "  --keep LIST              keep tensors in float: none or a comma list of\n"
             "                           norms,embeddings,output,biases (default none)\n"
@@ -172,7 +173,8 @@ int cmd_compress(int argc, char **argv) {
             if (strcmp(v, "huffman") == 0) o.coder = ELLM_CODER_HUFFMAN;
             else if (strcmp(v, "rans") == 0) o.coder = ELLM_CODER_RANS;
             else if (strcmp(v, "raw") == 0) o.coder = ELLM_CODER_RAW;
-            else return cli_usage_error("compress", "--coder must be huffman, rans or raw, got '%s'", v);
+            else if (strcmp(v, "auto") == 0) o.coder = ELLM_CODER_AUTO;
+            else return cli_usage_error("compress", "--coder must be huffman, rans, raw or auto, got '%s'", v);
             i++;
         } else if (strcmp(a, "--segment") == 0) {
             if (!cli_parse_int("compress", a, v, 2, 1 << 30, &n)) return EXIT_USAGE;

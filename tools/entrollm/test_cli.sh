@@ -49,7 +49,7 @@ expect 2 "$BIN" no-such-command
 # compress: every bits x granularity x coder combination round-trips through verify
 for bits in 8 4; do
   for gran in tensor row group:64; do
-    for coder in huffman rans raw; do
+    for coder in huffman rans raw auto; do
       out="$T/m-$bits-${gran/:/}-$coder.ellm"
       expect 0 "$BIN" compress "$MODEL" -o "$out" --bits "$bits" --granularity "$gran" --coder "$coder" -q
       expect 0 "$BIN" verify "$out"
