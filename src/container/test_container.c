@@ -9,22 +9,13 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "common/testing.h"
 #include "common/pool.h"
 #include "container/container.h"
 #include "entropy/entropy.h"
 #include "formats/safetensors.h"
 #include "quant/quant.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                  \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
 
 typedef struct test_tensor {
     const char *name;
@@ -292,11 +283,8 @@ static void test_decompress(const char *ellm_path) {
 }
 
 static void test_stories(void) {
-    const char *data = getenv("ELLM_DATA_DIR");
-    if (!data || !ellm_path_is_dir(data)) {
-        CHECK(0, "ELLM_DATA_DIR is not set or missing: the reference data (../shared/data) is needed");
-        return;
-    }
+    const char *data = test_data_dir();
+    if (!data) return;
     char model[512];
     snprintf(model, sizeof model, "%s/stories260K/stories260K.bin", data);
     for (int bits = 8; bits >= 4; bits -= 4) {
@@ -343,10 +331,5 @@ int main(void) {
     test_corruption();
     test_stories();
     unlink(tmp_path);
-    if (failures) {
-        fprintf(stderr, "test_container: %d failures\n", failures);
-        return 1;
-    }
-    printf("test_container: all passed\n");
-    return 0;
+    return test_finish("test_container");
 }

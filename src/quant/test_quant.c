@@ -5,18 +5,9 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "common/testing.h"
 #include "quant/quant.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                  \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
 
 /* Quantizes, dequantizes, and checks every element against |s|/2 of its group. */
 static void check_bound(const char *what, const float *w, uint64_t n, uint64_t row_len,
@@ -151,10 +142,5 @@ int main(void) {
     test_exact_codes();
     test_errors();
     test_pack();
-    if (failures) {
-        fprintf(stderr, "test_quant: %d failures\n", failures);
-        return 1;
-    }
-    printf("test_quant: all passed\n");
-    return 0;
+    return test_finish("test_quant");
 }
