@@ -145,5 +145,28 @@ for c in tokenize detokenize synth run chat export perplexity hellaswag gsm8k re
   expect 0 "$BIN" "$c" --help
 done
 
+# run: the float checkpoint reproduces llama2.c's greedy text; the .ellm runs; exports run the same
+REF="Once upon a time, there was a little girl named Lily. She loved to play"
+expect 0 "$BIN" run "$MODEL" -p "Once upon a time" -n 24 --temp 0
+grep -qF "$REF" "$T/out" && ok || bad "run (float) is not llama2.c's greedy text: $(head -c 200 "$T/out")"
+grep -qiE "tok(ens)?/s" "$T/err" && ok || bad "run prints no timings line: $(cat "$T/err")"
+expect 0 "$BIN" run "$T/s8.ellm" -p "Once upon a time" -n 24 --temp 0
+grep -q "^Once upon a time" "$T/out" && ok || bad "run from the .ellm"
+expect 0 "$BIN" export "$MODEL" --to hf "$T/hf-export"
+expect 0 "$BIN" run "$T/hf-export" -p "Once upon a time" -n 24 --temp 0 --tokenizer "$DATA/stories260K/tok512.bin"
+grep -qF "$REF" "$T/out" && ok || bad "run of the HF export differs: $(head -c 200 "$T/out")"
+expect 2 "$BIN" run "$MODEL" -n 5
+expect 2 "$BIN" run "$MODEL" -p hi --temp -1
+# chat: a synthesized Phi-3.5 model answers a piped turn with its own template
+printf 'Hello there\n' | "$BIN" chat "$T/phi.ellm" -n 4 --seed 1 >"$T/out" 2>"$T/err" && ok || bad "chat: $(cat "$T/err")"
+# chat on a model without a chat template is refused clearly
+printf 'hi\n' | "$BIN" chat "$MODEL" -n 4 >"$T/out" 2>"$T/err"; rc=$?
+[ "$rc" = 1 ] && grep -qi "template" "$T/err" && ok || bad "chat without a template: exit $rc, $(cat "$T/err")"
+
+# bench decode: figures and --json keys (a small synthetic tensor; this is not a timed test)
+expect 0 "$BIN" bench decode --synthetic 200000 --bits 4 --threads 2 --repeat 1 --json
+jq -e '(.runs|length) == 2 and (.runs[0].symbols_per_second > 0) and .coded_bytes > 0 and .zstd_bytes > 0
+       and .xz_bytes > 0' "$T/out" >/dev/null && ok || bad "bench decode --json: $(head -c 300 "$T/out")"
+
 echo "test_cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]
