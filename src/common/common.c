@@ -322,7 +322,7 @@ const char *ellm_cpu_features(void) {
 #elif defined(__AVX2__)
     return "avx2 fma f16c";
 #elif defined(__ARM_NEON)
-    return "neon";
+    return "scalar (aarch64: no NEON kernels)";
 #else
     return "scalar";
 #endif
