@@ -66,12 +66,23 @@ static bool bitr_get(bitr *r, int n, uint32_t *v) {
     return true;
 }
 
-/* Huffman lengths of the values lo..hi, each against the previous one
- * (0 before lo): "0" same, "1 0 s" previous + 1 (s = 0) or - 1 (s = 1),
- * "1 1 llll" the length l as 4 bits. */
+/* Huffman lengths of the values lo..hi, against the last non-zero length
+ * `prev` (0 before the first): "0" prev, "1 0 s" prev + 1 (s = 0) or - 1
+ * (s = 1), "1 1 0" and an order-0 exp-Golomb code of r - 1: a run of r
+ * zero lengths, "1 1 1 llll" the length l as 4 bits. The tails of small
+ * tensors' histograms are sparse: runs of unused values are common. */
+static void eg_put(bitw *w, uint32_t z, int k);
+static bool eg_get(bitr *r, int k, int max_zeros, uint32_t *z);
 static void huf_lens_put(bitw *w, const uint8_t *lens, int lo, int hi) {
     int prev = 0;
-    for (int s = lo; s <= hi; s++) {
+    for (int s = lo; s <= hi;) {
+        if (!lens[s]) {
+            int run = 0;
+            while (s <= hi && !lens[s]) run++, s++;
+            bitw_put(w, 3, 3); /* 1 1 0 */
+            eg_put(w, (uint32_t)(run - 1), 0);
+            continue;
+        }
         int d = lens[s] - prev;
         if (d == 0) {
             bitw_put(w, 0, 1);
@@ -79,29 +90,35 @@ static void huf_lens_put(bitw *w, const uint8_t *lens, int lo, int hi) {
             bitw_put(w, 1, 2);
             bitw_put(w, d < 0, 1);
         } else {
-            bitw_put(w, 3, 2);
+            bitw_put(w, 7, 3);
             bitw_put(w, lens[s], 4);
         }
-        prev = lens[s];
+        prev = lens[s++];
     }
 }
 static bool huf_lens_get(bitr *r, uint8_t *lens, int lo, int hi) {
     int prev = 0;
-    for (int s = lo; s <= hi; s++) {
+    for (int s = lo; s <= hi;) {
         uint32_t b, x;
         if (!bitr_get(r, 1, &b)) return false;
         if (b) {
             if (!bitr_get(r, 1, &b)) return false;
             if (b) {
+                if (!bitr_get(r, 1, &b)) return false;
+                if (!b) { /* a run of zeros */
+                    if (!eg_get(r, 0, 8, &x) || x > (uint32_t)(hi - s)) return false;
+                    for (uint32_t i = 0; i <= x; i++) lens[s++] = 0;
+                    continue;
+                }
                 if (!bitr_get(r, 4, &x)) return false;
                 prev = (int)x;
             } else {
                 if (!bitr_get(r, 1, &x)) return false;
                 prev += x ? -1 : 1;
-                if (prev < 0 || prev > 15) return false;
             }
         }
-        lens[s] = (uint8_t)prev;
+        if (prev < 1 || prev > 15) return false;
+        lens[s++] = (uint8_t)prev;
     }
     return true;
 }
@@ -127,21 +144,27 @@ static void rans_freqs_put(bitw *w, const uint16_t *freq, int lo, int hi, int k)
         prev = freq[s];
     }
 }
+/* An order-k exp-Golomb code with at most max_zeros leading zeros and
+ * at most 24 bits after its one bit. */
+static bool eg_get(bitr *r, int k, int max_zeros, uint32_t *z) {
+    uint32_t b, low;
+    int zeros = 0;
+    for (;;) {
+        if (!bitr_get(r, 1, &b)) return false;
+        if (b) break;
+        if (++zeros > max_zeros) return false;
+    }
+    int nb = zeros + k;
+    if (nb > 24 || !bitr_get(r, nb, &low)) return false;
+    *z = ((1u << nb) | low) - (1u << k);
+    return true;
+}
 static bool rans_freqs_get(bitr *r, uint16_t *freq, int lo, int hi) {
-    uint32_t k, b;
+    uint32_t k, z;
     if (!bitr_get(r, 4, &k)) return false;
     int32_t prev = 0;
     for (int s = lo; s <= hi; s++) {
-        int zeros = 0;
-        for (;;) {
-            if (!bitr_get(r, 1, &b)) return false;
-            if (b) break;
-            if (++zeros > 20) return false; /* frequencies are < 2^16 */
-        }
-        int nb = zeros + (int)k;
-        uint32_t low;
-        if (nb > 24 || !bitr_get(r, nb, &low)) return false;
-        uint32_t z = ((1u << nb) | low) - (1u << k);
+        if (!eg_get(r, (int)k, 20, &z)) return false; /* frequencies are < 2^16 */
         int32_t d = (z & 1) ? -(int32_t)(z / 2) - 1 : (int32_t)(z / 2);
         prev += d;
         if (prev < 0 || prev > 0xffff) return false;

@@ -133,12 +133,23 @@ static int ref_decode(const uint8_t *b, size_t size, uint8_t *sym, uint64_t n_ex
         bits_in r = {b + pos + 2, 0};
         if (coder == 1) {
             int prev = 0;
-            for (int s = lo; s <= hi; s++) {
+            for (int s = lo; s <= hi;) {
                 if (rdbits(&r, 1)) {
-                    if (rdbits(&r, 1)) prev = (int)rdbits(&r, 4);
-                    else prev += rdbits(&r, 1) ? -1 : 1;
+                    if (rdbits(&r, 1)) {
+                        if (!rdbits(&r, 1)) { /* run of zero lengths: order-0 exp-Golomb of run - 1 */
+                            int zeros = 0;
+                            while (!rdbits(&r, 1)) zeros++;
+                            uint32_t run = (1u << zeros) | rdbits(&r, zeros); /* (x - 1) + 1 */
+                            if (run > (uint32_t)(hi - s + 1)) return 16;
+                            s += (int)run; /* lens[] is already 0 */
+                            continue;
+                        }
+                        prev = (int)rdbits(&r, 4);
+                    } else {
+                        prev += rdbits(&r, 1) ? -1 : 1;
+                    }
                 }
-                lens[s] = (uint8_t)prev;
+                lens[s++] = (uint8_t)prev;
             }
         } else {
             int k = (int)rdbits(&r, 4);
