@@ -87,10 +87,13 @@ static void test_error_names_block(ellm_coder coder, ellm_pool *pool) {
         encode_one(&e[i], coder, 8, HIST_BELL, 50000, 1000, pool, 77u + (unsigned)i);
         /* corrupt block 1: overwrite the stream of its segment 20 */
         if (i == 1) {
-            size_t head = (EC_HEADER_BYTES + (coder == ELLM_CODER_HUFFMAN ? 128u : 512u) + 7) & ~7u;
-            uint64_t n_seg = ellm_le64(e[i].block + 24);
-            uint8_t *stream = e[i].block + head + 8 * (n_seg + 1);
-            uint64_t a = ellm_le64(e[i].block + head + 8 * 20), b = ellm_le64(e[i].block + head + 8 * 21);
+            ec_view lv;
+            ellm_error lerr;
+            CHECK(ec_view_open(e[i].block, e[i].size, "layout", &lv, &lerr) == ELLM_OK, "open: %s", lerr.message);
+            const ec_tables *lt = lv.tables;
+            uint8_t *stream = e[i].block + (lt->stream - e[i].block);
+            uint64_t a = lt->offsets[20], b = lt->offsets[21];
+            ec_view_close(&lv);
             for (uint64_t k = a + 16; k < b; k++) stream[k] = (uint8_t)(k * 131);
         }
         ellm_error err;

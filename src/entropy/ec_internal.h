@@ -14,8 +14,9 @@
 
 /* Block header. */
 #define EC_MAGIC "ELCB"
-#define EC_VERSION 1
-#define EC_HEADER_BYTES 32
+#define EC_VERSION 2
+/* magic, version, coder, bits, limit / scale_bits; then varints n and S */
+#define EC_FIXED_HEADER 8
 
 /* Huffman codes bytes of the decoded layout ("units"): with bits 8 a byte is
  * one symbol, with bits 4 it is the pair of symbols 2k, 2k+1 as the layout
@@ -28,9 +29,10 @@
 /* Huffman: every segment's units are cut into EC_HUF_LANES contiguous runs
  * ("lanes"), each an independent bit stream, so one thread decodes four
  * streams at once. A segment's data starts with the byte lengths of lanes
- * 0..EC_HUF_LANES-2 (u32 each). */
+ * 0..EC_HUF_LANES-2 (LEB128 varints). */
 #define EC_HUF_LANES 4
-#define EC_HUF_LANE_HEADER (4 * (EC_HUF_LANES - 1))
+/* The lane lengths are LEB128 varints (each < 2^32: at most 5 bytes). */
+#define EC_HUF_LANE_HEADER_MAX (5 * (EC_HUF_LANES - 1))
 
 /* rANS: EC_RANS_STATES interleaved 32-bit states per segment, 16-bit
  * renormalisation, frequencies summing to 1 << scale_bits (at most 2^15:
@@ -53,6 +55,39 @@ static inline void ec_store64(uint8_t *p, uint64_t v) {
     v = __builtin_bswap64(v);
 #endif
     memcpy(p, &v, 8);
+}
+
+/* LEB128: 7 bits per byte, least significant group first, high bit set on
+ * every byte but the last. */
+static inline size_t ec_varint_size(uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) v >>= 7, n++;
+    return n;
+}
+static inline size_t ec_varint_put(uint8_t *p, uint64_t v) {
+    size_t n = 0;
+    while (v >= 0x80) p[n++] = (uint8_t)(v | 0x80), v >>= 7;
+    p[n++] = (uint8_t)v;
+    return n;
+}
+/* Reads a varint from [*p, end) and advances *p. False if it runs past end,
+ * does not fit 64 bits or is not in its shortest form (a last byte of 0
+ * after others). */
+static inline bool ec_varint_get(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+    const uint8_t *q = *p;
+    uint64_t r = 0;
+    for (int shift = 0; q < end && shift < 64; shift += 7) {
+        uint8_t b = *q++;
+        if (shift == 63 && b > 1) return false;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            if (b == 0 && shift) return false;
+            *p = q;
+            *v = r;
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Coded units (bytes) of a segment of count symbols. */
@@ -79,17 +114,22 @@ void ec_huf_stream_codes(const uint8_t *lens, int alphabet, uint32_t *rcode);
 /* Exact byte length of each lane of a segment of `units` bytes. */
 void ec_huf_lane_bytes(const uint8_t *lens, const uint8_t *units_data, uint32_t units,
                        uint32_t lane_bytes[EC_HUF_LANES]);
-/* Encodes one segment into exactly its EC_HUF_LANE_HEADER + sum(lane_bytes)
- * bytes at dst. */
+/* Bytes of a segment's lane-length varints. */
+size_t ec_huf_lane_header_bytes(const uint32_t lane_bytes[EC_HUF_LANES]);
+/* Encodes one segment into exactly its ec_huf_lane_header_bytes +
+ * sum(lane_bytes) bytes at dst. */
 void ec_huf_encode_segment(const uint8_t *lens, const uint32_t *rcode, const uint8_t *units_data, uint32_t units,
                            const uint32_t lane_bytes[EC_HUF_LANES], uint8_t *dst);
 /* Checks lengths (Kraft, max length) and builds decode tables (malloc'd). */
 ellm_status ec_huf_tables_build(const uint8_t *lens, const char *what, void **tables, ellm_error *err);
 ellm_status ec_huf_decode_segment(const ec_view *v, uint64_t segment, const uint8_t *seg,
                                   size_t seg_bytes, uint8_t *out, ellm_error *err);
-/* Validates a segment's lane lengths: they add up to its byte length and
- * each lane holds between 1 and EC_HUF_MAX_LEN bits per unit. */
-bool ec_huf_segment_lanes_ok(const uint8_t *seg, size_t seg_bytes, uint32_t units);
+/* Reads and validates a segment's lane lengths: they add up to its byte
+ * length and each lane holds between 1 and EC_HUF_MAX_LEN bits per unit.
+ * On success lane_bytes[] has every lane's length and *data the offset of
+ * lane 0 in the segment. */
+bool ec_huf_segment_lanes(const uint8_t *seg, size_t seg_bytes, uint32_t units, size_t lane_bytes[EC_HUF_LANES],
+                          size_t *data);
 
 /* ---- rANS (rans.c) ---- */
 
@@ -125,7 +165,7 @@ typedef struct ec_rans_tables {
 } ec_rans_tables;
 
 typedef struct ec_tables {
-    const uint8_t *offsets; /* n_segments + 1 u64 LE, relative to stream */
+    uint64_t *offsets; /* n_segments + 1 byte offsets into stream (malloc'd) */
     const uint8_t *stream;
     uint64_t stream_bytes;
     const uint8_t *block_end;

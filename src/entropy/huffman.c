@@ -147,7 +147,7 @@ static uint32_t reverse_bits(uint32_t v, int n) {
 /* ------------------------------------------------------------------------ */
 
 uint64_t ec_huf_segment_bound(uint32_t seg_count) {
-    return EC_HUF_LANE_HEADER + ((uint64_t)seg_count * EC_HUF_MAX_LEN + 7) / 8 + EC_HUF_LANES;
+    return EC_HUF_LANE_HEADER_MAX + ((uint64_t)seg_count * EC_HUF_MAX_LEN + 7) / 8 + EC_HUF_LANES;
 }
 
 void ec_huf_stream_codes(const uint8_t *lens, int alphabet, uint32_t *rcode) {
@@ -197,14 +197,20 @@ static void encode_lane(const uint8_t *lens, const uint32_t *rcode, const uint8_
     if (fill) *p++ = (uint8_t)acc; /* the last byte, zero-padded */
 }
 
+size_t ec_huf_lane_header_bytes(const uint32_t lane_bytes[EC_HUF_LANES]) {
+    size_t n = 0;
+    for (int j = 0; j < EC_HUF_LANES - 1; j++) n += ec_varint_size(lane_bytes[j]);
+    return n;
+}
+
 void ec_huf_encode_segment(const uint8_t *lens, const uint32_t *rcode, const uint8_t *sym, uint32_t units,
                            const uint32_t lane_bytes[EC_HUF_LANES], uint8_t *dst) {
     uint32_t lane_count[EC_HUF_LANES];
     ec_huf_lane_split(units, lane_count);
-    size_t pos = EC_HUF_LANE_HEADER;
+    size_t pos = 0;
+    for (int j = 0; j < EC_HUF_LANES - 1; j++) pos += ec_varint_put(dst + pos, lane_bytes[j]);
     for (int j = 0; j < EC_HUF_LANES; j++) {
         encode_lane(lens, rcode, sym, lane_count[j], dst + pos, lane_bytes[j]);
-        if (j < EC_HUF_LANES - 1) ellm_put_le32(dst + 4 * j, lane_bytes[j]);
         pos += lane_bytes[j];
         sym += lane_count[j];
     }
@@ -260,19 +266,25 @@ ellm_status ec_huf_tables_build(const uint8_t *lens, const char *what, void **ta
     return ELLM_OK;
 }
 
-bool ec_huf_segment_lanes_ok(const uint8_t *seg, size_t seg_bytes, uint32_t units) {
-    if (seg_bytes < EC_HUF_LANE_HEADER) return false;
+bool ec_huf_segment_lanes(const uint8_t *seg, size_t seg_bytes, uint32_t units, size_t lane_bytes[EC_HUF_LANES],
+                          size_t *data) {
     uint32_t lane_count[EC_HUF_LANES];
     ec_huf_lane_split(units, lane_count);
-    uint64_t left = seg_bytes - EC_HUF_LANE_HEADER;
+    const uint8_t *p = seg, *end = seg + seg_bytes;
+    uint64_t nb[EC_HUF_LANES];
+    for (int j = 0; j < EC_HUF_LANES - 1; j++)
+        if (!ec_varint_get(&p, end, &nb[j])) return false;
+    uint64_t left = (uint64_t)(end - p);
     for (int j = 0; j < EC_HUF_LANES; j++) {
-        uint64_t nb = j < EC_HUF_LANES - 1 ? ellm_le32(seg + 4 * j) : left;
+        if (j == EC_HUF_LANES - 1) nb[j] = left;
         /* every code has 1..EC_HUF_MAX_LEN bits */
-        if (nb > left || nb < (lane_count[j] + 7ull) / 8 ||
-            nb > ((uint64_t)lane_count[j] * EC_HUF_MAX_LEN + 7) / 8)
+        if (nb[j] > left || nb[j] < (lane_count[j] + 7ull) / 8 ||
+            nb[j] > ((uint64_t)lane_count[j] * EC_HUF_MAX_LEN + 7) / 8)
             return false;
-        left -= nb;
+        left -= nb[j];
+        lane_bytes[j] = (size_t)nb[j];
     }
+    *data = (size_t)(p - seg);
     return true;
 }
 
@@ -421,20 +433,20 @@ ellm_status ec_huf_decode_segment(const ec_view *v, uint64_t segment, const uint
     const ec_tables *t = v->tables;
     const ec_huf_tables *h = &t->u.huf;
     uint32_t units = ec_unit_count(v->bits, ec_segment_count(v, segment));
-    if (!ec_huf_segment_lanes_ok(seg, seg_bytes, units))
+    size_t lane_bytes[EC_HUF_LANES], data;
+    if (!ec_huf_segment_lanes(seg, seg_bytes, units, lane_bytes, &data))
         return ellm_fail(err, ELLM_E_FORMAT, "segment %llu: lane lengths do not fit the segment's %zu bytes",
                          (unsigned long long)segment, seg_bytes);
     uint32_t lane_count[EC_HUF_LANES];
     ec_huf_lane_split(units, lane_count);
     lane ln[EC_HUF_LANES];
-    const uint8_t *p = seg + EC_HUF_LANE_HEADER;
+    const uint8_t *p = seg + data;
     uint8_t *o = out + ec_segment_out_offset(v, segment);
-    size_t rest = seg_bytes - EC_HUF_LANE_HEADER;
     for (int j = 0; j < EC_HUF_LANES; j++) {
-        size_t nb = j < EC_HUF_LANES - 1 ? ellm_le32(seg + 4 * j) : rest;
+        size_t nb = lane_bytes[j];
         ln[j] = (lane){.start = p, .p = p, .bytes = nb, .count = lane_count[j], .out = o, .out_start = o};
         ln[j].b = ec_load64(p) | TOP_BIT; /* p + 8 <= block end: the block is padded */
-        p += nb, rest -= nb, o += lane_count[j];
+        p += nb, o += lane_count[j];
     }
     if (h->used_symbols == 1) return decode_one_symbol(h, ln, segment, err);
     ellm_status st = decode_lanes(h, ln, t->block_end, segment, err);

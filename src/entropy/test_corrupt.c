@@ -68,9 +68,36 @@ static uint8_t *make_block(ellm_coder coder, int bits, hist_kind kind, uint64_t 
     return block;
 }
 
-static size_t head_bytes(const uint8_t *b) {
-    size_t t = b[5] == ELLM_CODER_HUFFMAN ? 128 : 2u << b[6];
-    return (EC_HEADER_BYTES + t + 7) & ~(size_t)7;
+/* Where the parts of a valid block are (from ec_view_open). */
+typedef struct layout {
+    size_t n_at, s_at, table_at, sizes_at, stream_at;
+    uint64_t n_seg;
+    uint64_t off[64];
+} layout;
+static layout block_layout(const uint8_t *b, size_t size) {
+    layout L = {0};
+    ec_view v;
+    ellm_error err;
+    CHECK(ec_view_open(b, size, "layout", &v, &err) == ELLM_OK, "layout: %s", err.message);
+    const ec_tables *t = v.tables;
+    L.n_at = EC_FIXED_HEADER;
+    L.s_at = L.n_at + ec_varint_size(v.n_symbols);
+    L.table_at = L.s_at + ec_varint_size(v.segment_symbols);
+    L.stream_at = (size_t)(t->stream - b);
+    L.n_seg = v.n_segments;
+    CHECK(L.n_seg < 64, "layout: %llu segments", (unsigned long long)L.n_seg);
+    L.sizes_at = L.stream_at;
+    for (uint64_t i = 0; i <= L.n_seg && i < 64; i++) L.off[i] = t->offsets[i];
+    for (uint64_t i = 0; i + 1 < L.n_seg; i++) L.sizes_at -= ec_varint_size(L.off[i + 1] - L.off[i]);
+    ec_view_close(&v);
+    return L;
+}
+
+/* Writes v as a varint of exactly `len` bytes (padding with 0x80 groups
+ * would be non-minimal: callers pick values of that length). */
+static void put_varint_len(uint8_t *p, uint64_t v, size_t len) {
+    CHECK(ec_varint_size(v) == len, "test value %llu is not %zu varint bytes", (unsigned long long)v, len);
+    ec_varint_put(p, v);
 }
 
 static void test_flips_and_truncations(ellm_coder coder, int bits, hist_kind kind) {
@@ -83,8 +110,8 @@ static void test_flips_and_truncations(ellm_coder coder, int bits, hist_kind kin
     CHECK(ok.opened && ok.decoded_all, "%s: intact block fails", label);
 
     uint8_t *m = malloc(size);
-    int detected = 0, flips = 0;
-    size_t table_end = EC_HEADER_BYTES + (coder == ELLM_CODER_HUFFMAN ? 128u : 2u << bits);
+    int detected = 0, flips = 0, table_flips = 0, table_detected = 0;
+    layout L = block_layout(block, size);
     for (size_t i = 0; i < size; i++)
         for (int bit = 0; bit < 8; bit++) {
             memcpy(m, block, size);
@@ -94,31 +121,44 @@ static void test_flips_and_truncations(ellm_coder coder, int bits, hist_kind kin
             outcome r = try_block(m, size, label);
             flips++;
             detected += !r.opened || !r.decoded_all;
-            /* a changed code length or frequency always breaks Kraft / the sum
-             * (with one used symbol, only its length must stay 1) */
-            if (i >= EC_HEADER_BYTES && i < table_end && kind != HIST_ONE)
-                CHECK(!r.opened, "%s: table flip accepted", label);
+            if (i >= L.table_at && i < L.sizes_at && kind != HIST_ONE) {
+                table_flips++;
+                table_detected += !r.opened || !r.decoded_all;
+            }
+            if (i >= L.n_at && i < L.table_at && kind != HIST_ONE) CHECK(!r.opened || !r.decoded_all, "%s: n/S flip accepted", label);
             if (i < 8) CHECK(!r.opened, "%s: magic/version/coder/bits flip accepted", label);
         }
+    /* A changed code length or frequency nearly always breaks Kraft / the
+     * sum or the table's own structure; a flip inside a run length or the
+     * range can shift lengths into another complete code (the container's
+     * checksums catch those). */
+    CHECK(table_detected * 10 >= table_flips * 9, "%s/%d/%s: only %d of %d table bit flips detected",
+          ellm_coder_name(coder), bits, hist_names[kind], table_detected, table_flips);
     /* Stream flips: rANS's final-state and length checks catch nearly all;
      * Huffman codes resynchronise, so only a flip that changes the number of
-     * bits a lane uses is caught here (the container's checksums catch the
+     * bits a lane uses is caught here (now that the stream is most of the
+     * block, about a quarter of all flips) (the container's checksums catch the
      * rest). */
-    int want = coder == ELLM_CODER_RANS ? flips * 9 / 10 : flips / 2;
+    int want = coder == ELLM_CODER_RANS ? flips * 3 / 4 : flips / 5;
     CHECK(detected > want, "%s/%d/%s: only %d of %d bit flips detected", ellm_coder_name(coder), bits,
           hist_names[kind], detected, flips);
     for (size_t cut = 0; cut < size; cut++) {
         snprintf(label, sizeof label, "%s/%d/%s truncated to %zu", ellm_coder_name(coder), bits, hist_names[kind], cut);
         outcome r = try_block(block, cut, label);
-        CHECK(!r.opened, "%s: truncated block opens", label);
+        /* The block's size is given by its container: a cut that keeps the
+         * header, table and sizes whole and leaves zero padding shortens
+         * the last segment, which then does not decode consistently. */
+        CHECK(!r.opened || !r.decoded_all, "%s: truncated block decodes", label);
     }
     free(m);
     free(block);
 }
 
+/* Segment sizes are checked against plausible bounds when the block is
+ * opened; a size that is plausible but wrong fails when decoding. */
 static void expect_open_fails(const uint8_t *b, size_t size, const char *label) {
     outcome r = try_block(b, size, label);
-    CHECK(!r.opened, "%s: accepted", label);
+    CHECK(!r.opened || !r.decoded_all, "%s: accepted", label);
 }
 
 static void test_structure(ellm_coder coder, int bits) {
@@ -126,8 +166,7 @@ static void test_structure(ellm_coder coder, int bits) {
     uint8_t *block = make_block(coder, bits, HIST_BELL, 5000, 1000, &size);
     if (!block) return;
     uint8_t *m = malloc(size);
-    size_t head = head_bytes(block);
-    uint64_t n_seg = ellm_le64(block + 24);
+    layout L = block_layout(block, size);
     char label[96];
 #define MUTATE(desc, stmt)                                                               \
     do {                                                                                 \
@@ -137,45 +176,55 @@ static void test_structure(ellm_coder coder, int bits) {
         expect_open_fails(m, size, label);                                               \
     } while (0)
     MUTATE("bad magic", m[0] = 'X');
-    MUTATE("version 2", m[4] = 2);
+    MUTATE("version 3", m[4] = 3);
     MUTATE("coder 0", m[5] = 0);
     MUTATE("coder 9", m[5] = 9);
     MUTATE("bits 5", m[6] = 5);
+    /* version 1 is refused with a message saying so */
+    {
+        memcpy(m, block, size);
+        m[4] = 1;
+        ec_view v;
+        ellm_error err = {0};
+        CHECK(ec_view_open(m, size, "v1", &v, &err) == ELLM_E_FORMAT && strstr(err.message, "version 1"),
+              "version 1 block: %s", err.message);
+    }
     /* Huffman tables are the same for both widths: a swapped width may pass
      * ec_view_open, but then no segment decodes consistently. */
     memcpy(m, block, size);
     m[6] = bits == 8 ? 4 : 8;
     snprintf(label, sizeof label, "%s/%d: bits swapped", ellm_coder_name(coder), bits);
     outcome swapped = try_block(m, size, label);
-    CHECK(!swapped.opened || !swapped.decoded_all, "%s: accepted", label);
-    MUTATE("reserved", m[20] = 1);
-    MUTATE("segment size 0", ellm_put_le32(m + 16, 0));
-    MUTATE("segment size changed", ellm_put_le32(m + 16, 999));
-    MUTATE("symbol count + 1000", ellm_put_le64(m + 8, 6000));
-    MUTATE("symbol count huge", ellm_put_le64(m + 8, UINT64_MAX));
-    MUTATE("segments huge", (ellm_put_le64(m + 8, UINT64_MAX), ellm_put_le64(m + 24, UINT64_MAX / 1000 + 1)));
-    MUTATE("segments + 1", ellm_put_le64(m + 24, n_seg + 1));
-    MUTATE("offset 0 not zero", ellm_put_le64(m + head, 4));
-    MUTATE("offsets decreasing", ellm_put_le64(m + head + 16, ellm_le64(m + head + 8) - 1 - ellm_le64(m + head + 8) / 2));
-    MUTATE("offset beyond stream", ellm_put_le64(m + head + 8, UINT64_MAX - 3));
-    MUTATE("last offset short", ellm_put_le64(m + head + 8 * n_seg, ellm_le64(m + head + 8 * n_seg) - 1));
+    /* (a 4-bit rANS block read as 8-bit is a valid block of unpacked
+     * symbols: the container's bits field and checksums catch that) */
+    if (coder == ELLM_CODER_HUFFMAN || bits == 8)
+        CHECK(!swapped.opened || !swapped.decoded_all, "%s: accepted", label);
+    /* n = 5000 and S = 1000 are 2-byte varints */
+    MUTATE("segment size 0 (non-minimal varint)", (m[L.s_at] = 0x80, m[L.s_at + 1] = 0));
+    MUTATE("segment size changed", put_varint_len(m + L.s_at, 999, 2));
+    if (bits == 4) MUTATE("segment size odd", put_varint_len(m + L.s_at, 1001, 2));
+    MUTATE("symbol count + 1000", put_varint_len(m + L.n_at, 6000, 2));
+    MUTATE("symbol count - 1000", put_varint_len(m + L.n_at, 4000, 2));
+    MUTATE("symbol count unterminated", memset(m + L.n_at, 0xff, size - L.n_at));
+    MUTATE("segment 0 size + 1", put_varint_len(m + L.sizes_at, L.off[1] + 1, ec_varint_size(L.off[1])));
+    MUTATE("segment 0 size - 1", put_varint_len(m + L.sizes_at, L.off[1] - 1, ec_varint_size(L.off[1])));
+    MUTATE("segment 0 size beyond stream", (m[L.sizes_at] = 0xff, m[L.sizes_at + 1] = 0x7f));
     if (coder == ELLM_CODER_HUFFMAN) {
         MUTATE("length limit 12", m[7] = 12);
-        /* the length of the most common byte (symbol 128, or the pair 8,8 =
-         * 0x88 at 4 bits): low nibble of table byte value / 2 */
-        uint8_t *mid = m + EC_HEADER_BYTES + (bits == 8 ? 128 : 0x88) / 2;
-        MUTATE("code length 12", *mid = (uint8_t)((*mid & 0xf0) | 12));
-        MUTATE("Kraft sum > 1", *mid -= 1);
-        MUTATE("Kraft sum < 1", *mid += 1);
-        MUTATE("no lengths", memset(m + EC_HEADER_BYTES, 0, 128));
-        MUTATE("byte after the table", m[EC_HEADER_BYTES + 128] = 1);
-        MUTATE("lane length beyond segment", ellm_put_le32(m + head + 8 * (n_seg + 1), 0x7fffffff));
+        MUTATE("value range reversed", (m[L.table_at] = 200, m[L.table_at + 1] = 100));
+        MUTATE("last value + 1", m[L.table_at + 1] += 1);
+        MUTATE("first value - 1", m[L.table_at] -= 1);
+        MUTATE("no lengths", memset(m + L.table_at + 2, 0, L.sizes_at - L.table_at - 2));
+        MUTATE("lengths all 1", memset(m + L.table_at + 2, 0xff, L.sizes_at - L.table_at - 2));
+        MUTATE("lane length beyond segment", put_varint_len(m + L.stream_at, 16383, 2));
     } else {
         MUTATE("scale 16", m[7] = 16);
         MUTATE("scale 0", m[7] = 0);
-        uint8_t *mid = m + EC_HEADER_BYTES + 2 * (bits == 8 ? 128 : 8);
-        MUTATE("freq sum + 1", ellm_put_le16(mid, (uint16_t)(ellm_le16(mid) + 1)));
-        MUTATE("all freqs zero", memset(m + EC_HEADER_BYTES, 0, 2u << bits));
+        MUTATE("scale - 1", m[7] -= 1);
+        MUTATE("value range beyond the alphabet", m[L.table_at + 1] = (uint8_t)(1u << bits));
+        MUTATE("exp-Golomb order changed", m[L.table_at + 2] ^= 1);
+        MUTATE("all freqs zero", memset(m + L.table_at + 2, 0, L.sizes_at - L.table_at - 2));
+        MUTATE("freq bits all ones", memset(m + L.table_at + 3, 0xff, L.sizes_at - L.table_at - 3));
     }
 #undef MUTATE
     free(m);
@@ -188,9 +237,9 @@ static void test_garbage_streams(ellm_coder coder, int bits) {
     size_t size;
     uint8_t *block = make_block(coder, bits, HIST_BELL, 20000, 2000, &size);
     if (!block) return;
-    size_t head = head_bytes(block);
-    uint64_t n_seg = ellm_le64(block + 24);
-    size_t stream = head + 8 * (n_seg + 1);
+    layout L = block_layout(block, size);
+    uint64_t n_seg = L.n_seg;
+    size_t stream = L.stream_at;
     ellm_rng r;
     ellm_rng_seed(&r, 5);
     int failures = 0;
@@ -202,7 +251,7 @@ static void test_garbage_streams(ellm_coder coder, int bits) {
         if (coder == ELLM_CODER_HUFFMAN && trial % 2)
             for (uint64_t s = 0; s < n_seg; s++)
                 for (int j = 0; j < EC_HUF_LANES - 1; j++)
-                    ellm_put_le32(block + stream + ellm_le64(block + head + 8 * s) + 4 * j, 100 + (uint32_t)(ellm_rng_next(&r) % 300));
+                    ec_varint_put(block + stream + L.off[s] + 2 * j, 128 + (uint32_t)(ellm_rng_next(&r) % 272));
         char label[64];
         snprintf(label, sizeof label, "%s/%d garbage %d", ellm_coder_name(coder), bits, trial);
         outcome o = try_block(block, size, label);

@@ -7,9 +7,23 @@
  */
 #include "entropy/test_util.h"
 
-static uint64_t rd64(const uint8_t *p) {
+/* LEB128 varint at b[*pos]. */
+static uint64_t rdvar(const uint8_t *b, size_t *pos) {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    for (int shift = 0;; shift += 7) {
+        uint8_t c = b[(*pos)++];
+        v |= (uint64_t)(c & 127) << shift;
+        if (!(c & 128)) return v;
+    }
+}
+/* Table bits, LSB-first from b + start. */
+typedef struct bits_in {
+    const uint8_t *b;
+    uint64_t pos;
+} bits_in;
+static uint32_t rdbits(bits_in *r, int n) {
+    uint32_t v = 0;
+    for (int i = 0; i < n; i++, r->pos++) v |= (uint32_t)((r->b[r->pos / 8] >> (r->pos % 8)) & 1) << i;
     return v;
 }
 static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
@@ -37,9 +51,9 @@ static int ref_huffman_segment(const uint8_t *lens, int A, const uint8_t *seg, s
         lane_n[j] = left < per ? left : per;
         left -= lane_n[j];
     }
-    size_t pos = 12, b_len[4];
-    for (int j = 0; j < 3; j++) b_len[j] = rd32(seg + 4 * j);
-    b_len[3] = seg_len - 12 - b_len[0] - b_len[1] - b_len[2];
+    size_t pos = 0, b_len[4];
+    for (int j = 0; j < 3; j++) b_len[j] = (size_t)rdvar(seg, &pos);
+    b_len[3] = seg_len - pos - b_len[0] - b_len[1] - b_len[2];
     uint32_t k = 0;
     for (int j = 0; j < 4; j++) {
         const uint8_t *lane = seg + pos;
@@ -103,29 +117,70 @@ static int ref_rans_segment(const uint32_t *freq, int A, int scale, const uint8_
 
 /* Section 1: the layout. Decodes the whole block into unpacked symbols. */
 static int ref_decode(const uint8_t *b, size_t size, uint8_t *sym, uint64_t n_expect) {
-    if (size < 32 || memcmp(b, "ELCB", 4) || b[4] != 1) return 10;
+    if (size < 26 || memcmp(b, "ELCB", 4) || b[4] != 2) return 10;
     int coder = b[5], bits = b[6], param = b[7];
-    uint64_t n = rd64(b + 8), n_seg = rd64(b + 24);
-    uint32_t S = rd32(b + 16);
+    size_t pos = 8;
+    uint64_t n = rdvar(b, &pos);
+    uint32_t S = (uint32_t)rdvar(b, &pos);
+    uint64_t n_seg = n ? (n + S - 1) / S : 0;
     if (n != n_expect) return 11;
     int A = coder == 1 ? 256 : 1 << bits; /* Huffman codes bytes of the decoded layout */
-    size_t T = coder == 1 ? (size_t)A / 2 : 2 * (size_t)A;
-    size_t H = (32 + T + 7) / 8 * 8;
-    const uint8_t *offs = b + H, *stream = offs + 8 * (n_seg + 1);
-    uint64_t L = rd64(offs + 8 * n_seg);
-    if (H + 8 * (n_seg + 1) + L + 16 != size) return 12;
-    uint8_t lens[256];
-    uint32_t freq[256];
-    for (int s = 0; s < A; s++) {
-        if (coder == 1) lens[s] = (b[32 + s / 2] >> (s % 2 ? 4 : 0)) & 15;
-        else freq[s] = rd16(b + 32 + 2 * s);
+    uint8_t lens[256] = {0};
+    uint32_t freq[256] = {0};
+    if (n) { /* section 1.1 */
+        int lo = b[pos], hi = b[pos + 1];
+        if (lo > hi || hi >= A) return 13;
+        bits_in r = {b + pos + 2, 0};
+        if (coder == 1) {
+            int prev = 0;
+            for (int s = lo; s <= hi;) {
+                if (rdbits(&r, 1)) {
+                    if (rdbits(&r, 1)) {
+                        if (!rdbits(&r, 1)) { /* run of zero lengths: order-0 exp-Golomb of run - 1 */
+                            int zeros = 0;
+                            while (!rdbits(&r, 1)) zeros++;
+                            uint32_t run = (1u << zeros) | rdbits(&r, zeros); /* (x - 1) + 1 */
+                            if (run > (uint32_t)(hi - s + 1)) return 16;
+                            s += (int)run; /* lens[] is already 0 */
+                            continue;
+                        }
+                        prev = (int)rdbits(&r, 4);
+                    } else {
+                        prev += rdbits(&r, 1) ? -1 : 1;
+                    }
+                }
+                lens[s++] = (uint8_t)prev;
+            }
+        } else {
+            int k = (int)rdbits(&r, 4);
+            int32_t prev = 0;
+            for (int s = lo; s <= hi; s++) {
+                int zeros = 0;
+                while (!rdbits(&r, 1)) zeros++;
+                uint32_t x = (1u << (zeros + k)) | rdbits(&r, zeros + k);
+                uint32_t z = x - (1u << k);
+                prev += (z % 2) ? -(int32_t)(z / 2) - 1 : (int32_t)(z / 2);
+                freq[s] = (uint32_t)prev;
+            }
+        }
+        pos += 2 + (size_t)((r.pos + 7) / 8);
     }
+    uint64_t seg_size[4096];
+    if (n_seg > 4096) return 14;
+    uint64_t total = 0;
+    for (uint64_t i = 0; i + 1 < n_seg; i++) total += seg_size[i] = rdvar(b, &pos);
+    const uint8_t *stream = b + pos;
+    if (pos + total + 16 > size) return 12;
+    if (n_seg) seg_size[n_seg - 1] = size - 16 - pos - total;
+    for (int i = 0; i < 16; i++)
+        if (b[size - 16 + (size_t)i]) return 15;
+    uint64_t a = 0;
     for (uint64_t i = 0; i < n_seg; i++) {
-        uint64_t a = rd64(offs + 8 * i), e = rd64(offs + 8 * (i + 1));
         uint32_t m = (uint32_t)((i + 1) * S <= n ? S : n - i * S);
-        int r = coder == 1 ? ref_huffman_segment(lens, A, stream + a, (size_t)(e - a), m, bits, sym + i * S)
-                           : ref_rans_segment(freq, A, param, stream + a, (size_t)(e - a), m, sym + i * S);
+        int r = coder == 1 ? ref_huffman_segment(lens, A, stream + a, (size_t)seg_size[i], m, bits, sym + i * S)
+                           : ref_rans_segment(freq, A, param, stream + a, (size_t)seg_size[i], m, sym + i * S);
         if (r) return 20 + r;
+        a += seg_size[i];
     }
     return 0;
 }
