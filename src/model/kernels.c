@@ -650,14 +650,32 @@ static void matmul_task(void *ctx, int64_t task, int thread) {
     }
 }
 
+/* Runs a contiguous range of row tasks: the pool hands out a few chunks per
+ * thread rather than one 8-row task at a time, so threads do not trade the
+ * task counter and neighbouring output cache lines after every 8 rows. */
+typedef struct chunk_job {
+    ellm_task_fn fn;
+    void *ctx;
+    int64_t n_tasks, per_chunk;
+} chunk_job;
+
+static void chunk_task(void *ctx, int64_t chunk, int thread) {
+    const chunk_job *c = ctx;
+    int64_t t0 = chunk * c->per_chunk, t1 = ELLM_MIN(t0 + c->per_chunk, c->n_tasks);
+    for (int64_t t = t0; t < t1; t++) c->fn(c->ctx, t, thread);
+}
+
 void ellm_kernels_run(ellm_kernels *k, int64_t n_tasks, uint64_t work, ellm_task_fn fn, void *ctx) {
-    /* Handing a small product to other threads costs more than it saves
-     * (each hand-off waits for every worker to check in). */
-    if (work < ELLM_PARALLEL_MIN_WORK) {
+    /* Handing a small product to other threads costs more than it saves. */
+    int n_threads = ellm_pool_threads(k->pool);
+    if (work < ELLM_PARALLEL_MIN_WORK || n_threads == 1) {
         for (int64_t t = 0; t < n_tasks; t++) fn(ctx, t, 0);
         return;
     }
-    ellm_pool_run(k->pool, n_tasks, fn, ctx);
+    /* 4 chunks per thread keep the load even when a thread is late. */
+    int64_t n_chunks = ELLM_MIN(n_tasks, (int64_t)n_threads * 4);
+    chunk_job c = {fn, ctx, n_tasks, (n_tasks + n_chunks - 1) / n_chunks};
+    ellm_pool_run(k->pool, (n_tasks + c.per_chunk - 1) / c.per_chunk, chunk_task, &c);
 }
 
 /* Several products of the same activations in one hand-off to the pool. */
