@@ -17,6 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ctype.h>
+#include <string.h>
+
 #include "entrollm.h"
 
 /* ------------------------------------------------------------------------- */
@@ -333,5 +336,25 @@ typedef struct ellm_report_row {
  * uint4. */
 ellm_status ellm_eval_report(const char *source, const ellm_report_options *opts, ellm_report_row rows[3],
                              ellm_error *err);
+
+/* Line cursor over a text buffer, shared by the task-file parsers: points
+ * line and n at the next line (without its newline) and advances pos; false
+ * at the end of the buffer. */
+static inline bool ellm_next_line(const char *data, size_t len, size_t *pos, const char **line, size_t *n) {
+    if (*pos >= len) return false;
+    const char *s = data + *pos;
+    const char *nl = memchr(s, '\n', len - *pos);
+    *line = s;
+    *n = nl ? (size_t)(nl - s) : len - *pos;
+    *pos += *n + (nl ? 1 : 0);
+    return true;
+}
+
+/* True if the n bytes at s are all white space (a blank JSON-lines line). */
+static inline bool ellm_blank(const char *s, size_t n) {
+    for (size_t k = 0; k < n; k++)
+        if (!isspace((unsigned char)s[k])) return false;
+    return true;
+}
 
 #endif /* ELLM_EVAL_H */

@@ -165,15 +165,11 @@ ellm_status ellm_gsm_parse(const char *data, size_t len, const char *what, ellm_
                            ellm_error *err) {
     memset(out, 0, sizeof *out);
     size_t cap = 0, pos = 0, line_no = 0;
-    while (pos < len) {
-        const char *s = data + pos;
-        const char *nl = memchr(s, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - s) : len - pos;
-        pos += n + (nl ? 1 : 0);
+    const char *s;
+    size_t n;
+    while (ellm_next_line(data, len, &pos, &s, &n)) {
         line_no++;
-        size_t k = 0;
-        while (k < n && isspace((unsigned char)s[k])) k++;
-        if (k == n) continue;
+        if (ellm_blank(s, n)) continue;
         json_error_t je;
         json_t *o = json_loadb(s, n, 0, &je);
         json_t *q = json_object_get(o, "question"), *a = json_object_get(o, "answer");

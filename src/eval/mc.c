@@ -46,11 +46,9 @@ ellm_status ellm_mc_parse_text(const char *data, size_t len, const char *what, e
     const char *lines[6];
     size_t lens[6];
     int have = 0;
-    while (pos < len) {
-        const char *s = data + pos;
-        const char *nl = memchr(s, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - s) : len - pos;
-        pos += n + (nl ? 1 : 0);
+    const char *s;
+    size_t n;
+    while (ellm_next_line(data, len, &pos, &s, &n)) {
         line_no++;
         if (n && s[n - 1] == '\r') n--;
         if (memchr(s, 0, n)) {
@@ -226,15 +224,11 @@ ellm_status ellm_mc_parse_jsonl(const char *data, size_t len, const char *what, 
                                 ellm_error *err) {
     memset(out, 0, sizeof *out);
     size_t cap = 0, pos = 0, line_no = 0;
-    while (pos < len) {
-        const char *s = data + pos;
-        const char *nl = memchr(s, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - s) : len - pos;
-        pos += n + (nl ? 1 : 0);
+    const char *s;
+    size_t n;
+    while (ellm_next_line(data, len, &pos, &s, &n)) {
         line_no++;
-        size_t k = 0;
-        while (k < n && isspace((unsigned char)s[k])) k++;
-        if (k == n) continue;
+        if (ellm_blank(s, n)) continue;
         json_error_t je;
         json_t *o = json_loadb(s, n, 0, &je);
         if (!json_is_object(o)) {
