@@ -131,9 +131,11 @@ static float max_abs_error(const ellm_qparams *qp, const float *w, const uint8_t
 
 /* Codes the integers with one coder: a coded block, or (raw) the plain
  * integers in the in-memory layout. */
-static ellm_status encode_with(ellm_coder coder, int bits, const uint8_t *codes, uint64_t n, uint32_t segment,
-                               ellm_pool *pool, uint8_t **block, size_t *block_size, ellm_error *err) {
-    if (coder != ELLM_CODER_RAW) return ec_encode(coder, bits, codes, n, segment, pool, block, block_size, err);
+static ellm_status encode_with(ellm_coder coder, int bits, const uint8_t *codes, uint64_t n, uint64_t row_len,
+                               uint32_t segment, ellm_pool *pool, uint8_t **block, size_t *block_size,
+                               ellm_error *err) {
+    if (coder != ELLM_CODER_RAW)
+        return ec_encode_rows(coder, bits, codes, n, row_len, segment, pool, block, block_size, err);
     *block_size = ec_decoded_bytes(bits, n);
     *block = ellm_malloc(*block_size, err);
     if (!*block) return ELLM_E_NOMEM;
@@ -144,14 +146,15 @@ static ellm_status encode_with(ellm_coder coder, int bits, const uint8_t *codes,
 
 /* --coder auto: Huffman, rANS and raw, keeping the smallest (ties go to the
  * faster decoder: raw, then Huffman). */
-static ellm_status encode_smallest(int bits, const uint8_t *codes, uint64_t n, uint32_t segment, ellm_pool *pool,
+static ellm_status encode_smallest(int bits, const uint8_t *codes, uint64_t n, uint64_t row_len, uint32_t segment,
+                                   ellm_pool *pool,
                                    ellm_coder *chosen, uint8_t **block, size_t *block_size, ellm_error *err) {
     const ellm_coder order[] = {ELLM_CODER_RAW, ELLM_CODER_HUFFMAN, ELLM_CODER_RANS};
     *block = NULL;
     for (size_t i = 0; i < ELLM_ARRAY_LEN(order); i++) {
         uint8_t *b = NULL;
         size_t size = 0;
-        ellm_status s = encode_with(order[i], bits, codes, n, segment, pool, &b, &size, err);
+        ellm_status s = encode_with(order[i], bits, codes, n, row_len, segment, pool, &b, &size, err);
         if (s) {
             free(*block);
             *block = NULL;
@@ -214,10 +217,13 @@ static ellm_status compress_tensor(src_model *src, size_t idx, const ellm_compre
     uint8_t *block = NULL;
     size_t block_size = 0;
     ellm_coder coder = o->coder;
+    uint64_t matrix_row = st->n_dims >= 2 ? row_len : 0; /* rANS may give classes of rows/columns own tables */
     if (coder == ELLM_CODER_AUTO) {
-        s = encode_smallest(o->bits, buf->codes, n, o->segment_symbols, pool, &coder, &block, &block_size, err);
+        s = encode_smallest(o->bits, buf->codes, n, matrix_row, o->segment_symbols, pool, &coder, &block,
+                            &block_size, err);
     } else {
-        s = encode_with(coder, o->bits, buf->codes, n, o->segment_symbols, pool, &block, &block_size, err);
+        s = encode_with(coder, o->bits, buf->codes, n, matrix_row, o->segment_symbols, pool, &block, &block_size,
+                        err);
     }
     if (s) ellm_fail_prefix(err, "tensor %s", st->name);
     rep->coder = coder;

@@ -14,8 +14,8 @@
 
 /* Block header. */
 #define EC_MAGIC "ELCB"
-#define EC_VERSION 2
-/* magic, version, coder, bits, limit / scale_bits; then varints n and S */
+#define EC_VERSION 3
+/* magic, version, coder, bits, limit / rANS parameters; then varints n and S */
 #define EC_FIXED_HEADER 8
 
 /* Huffman codes bytes of the decoded layout ("units"): with bits 8 a byte is
@@ -34,13 +34,21 @@
 /* The lane lengths are LEB128 varints (each < 2^32: at most 5 bytes). */
 #define EC_HUF_LANE_HEADER_MAX (5 * (EC_HUF_LANES - 1))
 
-/* rANS: EC_RANS_STATES interleaved 32-bit states per segment, 16-bit
- * renormalisation, frequencies summing to 1 << scale_bits (at most 2^15:
- * one renormalisation per symbol always suffices). */
-#define EC_RANS_STATES 8
+/* rANS: 1, 2, 4 or 8 interleaved 32-bit states per segment (the encoder
+ * uses 8 on large tensors for speed, 1 on small ones, where 4 bytes per
+ * state matter), 16-bit renormalisation, frequencies summing to
+ * 1 << scale_bits (at most 2^15: one renormalisation per symbol always
+ * suffices). Up to EC_RANS_MAX_CLASSES frequency tables, one per class of
+ * rows or columns (docs/CODED_BLOCK.md 4.2). */
+#define EC_RANS_MAX_STATES 8
 #define EC_RANS_SCALE_BITS 14
 #define EC_RANS_MAX_SCALE_BITS 15
 #define EC_RANS_L (1u << 16)
+#define EC_RANS_MAX_CLASSES 4
+/* Tensors with at least this many symbols get 8 states. */
+#define EC_RANS_MANY_STATES_MIN 65536
+/* Table weights are below 2^16. */
+#define EC_RANS_MAX_WEIGHT 65535u
 
 static inline uint64_t ec_load64(const uint8_t *p) {
     uint64_t v;
@@ -122,8 +130,10 @@ void ec_huf_encode_segment(const uint8_t *lens, const uint32_t *rcode, const uin
                            const uint32_t lane_bytes[EC_HUF_LANES], uint8_t *dst);
 /* Checks lengths (Kraft, max length) and builds decode tables (malloc'd). */
 ellm_status ec_huf_tables_build(const uint8_t *lens, const char *what, void **tables, ellm_error *err);
+/* readable_end: reads up to there are safe (at least EC_STREAM_PAD bytes
+ * past the segment's end). */
 ellm_status ec_huf_decode_segment(const ec_view *v, uint64_t segment, const uint8_t *seg,
-                                  size_t seg_bytes, uint8_t *out, ellm_error *err);
+                                  size_t seg_bytes, const uint8_t *readable_end, uint8_t *out, ellm_error *err);
 /* Reads and validates a segment's lane lengths: they add up to its byte
  * length and each lane holds between 1 and EC_HUF_MAX_LEN bits per unit.
  * On success lane_bytes[] has every lane's length and *data the offset of
@@ -133,19 +143,52 @@ bool ec_huf_segment_lanes(const uint8_t *seg, size_t seg_bytes, uint32_t units, 
 
 /* ---- rANS (rans.c) ---- */
 
-/* Normalises a histogram to frequencies summing to 1 << scale_bits, every
- * used symbol >= 1. */
-ellm_status ec_rans_normalize(const uint64_t *hist, int alphabet, int scale_bits, uint16_t *freq,
-                              ellm_error *err);
+/* What a rANS table describes (docs/CODED_BLOCK.md 4). */
+typedef struct ec_rans_model {
+    int scale_bits;   /* every class's frequencies sum to 2^scale_bits */
+    int n_states;     /* interleaved states per segment: 1, 2, 4 or 8 */
+    int n_classes;    /* frequency tables, 1..EC_RANS_MAX_CLASSES */
+    int axis;         /* n_classes > 1: 0 = one class per line of `line`
+                       * symbols (rows), 1 = one class per position within
+                       * the line (columns) */
+    uint64_t line;    /* symbols per line (n_classes > 1) */
+    uint64_t n_lines; /* entries of cls: ceil(n / line) rows or line columns */
+    uint8_t *cls;     /* class of every line (malloc'd; NULL with one class) */
+    uint16_t freq[EC_RANS_MAX_CLASSES][256];
+} ec_rans_model;
+
+static inline int ec_rans_class_bits(int n_classes) { return n_classes <= 1 ? 0 : n_classes == 2 ? 1 : 2; }
+
+/* Frequencies from a table's weights z (docs/CODED_BLOCK.md 4.1): used
+ * symbols (z > 0) get 1 + floor((M - used) * z^2 / sum z^2), the symbol with
+ * the largest weight (the first of equals) also what is left of M = 2^scale.
+ * False if no symbol or more symbols than M are used. */
+bool ec_rans_freqs_from_weights(const uint32_t *z, int alphabet, int scale_bits, uint16_t *freq);
+/* Chooses the model (weights, states, classes) for the symbols and writes
+ * the table section (docs/CODED_BLOCK.md 1.1, 4.2) with table_put. row_len
+ * (0 = unknown) lets it try classes of rows and columns. */
+typedef struct ec_rans_choice {
+    ec_rans_model model;
+    uint32_t z[EC_RANS_MAX_CLASSES][256];
+    int k[EC_RANS_MAX_CLASSES]; /* exp-Golomb orders of the weight deltas */
+} ec_rans_choice;
+ellm_status ec_rans_choose(const uint8_t *symbols, uint64_t n, int bits, uint64_t row_len, ec_rans_choice *c,
+                           ellm_error *err);
+/* Bits of one class's weight table (lo, hi, k and the deltas). */
+uint64_t ec_rans_weights_bits(const uint32_t *z, int alphabet, int bits, int k);
 /* Most bytes a segment of seg_count symbols can take. */
-uint64_t ec_rans_segment_bound(uint32_t seg_count);
-size_t ec_rans_encode_segment(const uint16_t *freq, int alphabet, int scale_bits, const uint8_t *sym,
-                              uint32_t seg_count, uint8_t *dst, uint64_t dst_cap);
-/* Checks frequencies (sum 2^scale_bits) and builds decode tables. */
-ellm_status ec_rans_tables_build(const uint16_t *freq, int alphabet, int scale_bits, const char *what,
-                                 void **tables, ellm_error *err);
+uint64_t ec_rans_segment_bound(const ec_rans_model *m, uint32_t seg_count);
+/* Codes symbols [first, first + seg_count) of the tensor (sym points at
+ * symbol `first`) into the end of dst and moves them to its start;
+ * returns the byte count. */
+size_t ec_rans_encode_segment(const ec_rans_model *m, const uint8_t *sym, uint64_t first, uint32_t seg_count,
+                              uint8_t *dst, uint64_t dst_cap);
+/* Builds the decode tables (the model's cls is moved into them). */
+ellm_status ec_rans_tables_build(ec_rans_model *m, int alphabet, const char *what, void **tables,
+                                 ellm_error *err);
 ellm_status ec_rans_decode_segment(const ec_view *v, uint64_t segment, const uint8_t *seg,
-                                   size_t seg_bytes, uint8_t *out, ellm_error *err);
+                                   size_t seg_bytes, const uint8_t *readable_end, uint8_t *out,
+                                   ellm_error *err);
 
 /* What ec_view.tables points to: where the parts of the block are, and the
  * coder's decode tables. */
@@ -157,18 +200,22 @@ typedef struct ec_huf_tables {
 } ec_huf_tables;
 
 typedef struct ec_rans_tables {
-    /* symbol of every slot of [0, 1 << scale_bits) */
-    uint8_t sym[1u << EC_RANS_MAX_SCALE_BITS];
-    /* per symbol: low 16 bits frequency, high 16 bits cumulative start */
-    uint32_t freq_start[256];
-    int scale_bits;
+    ec_rans_model model; /* owns model.cls */
+    uint8_t *sym;        /* n_classes blocks of 2^scale_bits: the symbol of every slot (malloc'd) */
+    /* per class and symbol: low 16 bits frequency, high 16 bits cumulative start */
+    uint32_t freq_start[EC_RANS_MAX_CLASSES][256];
 } ec_rans_tables;
 
 typedef struct ec_tables {
     uint64_t *offsets; /* n_segments + 1 byte offsets into stream (malloc'd) */
     const uint8_t *stream;
     uint64_t stream_bytes;
-    const uint8_t *block_end;
+    /* The block has no padding: segments that end less than EC_STREAM_PAD
+     * bytes before the stream's end are decoded from this copy of the
+     * stream's tail, followed by EC_STREAM_PAD zero bytes, so the fast
+     * loops' reads past a segment's end stay in memory we own. */
+    uint8_t *tail;     /* malloc'd; NULL for an empty stream */
+    uint64_t tail_from; /* stream offset of tail[0] */
     union {
         ec_huf_tables huf;
         ec_rans_tables rans;

@@ -123,26 +123,14 @@ static bool huf_lens_get(bitr *r, uint8_t *lens, int lo, int hi) {
     return true;
 }
 
-/* rANS frequencies of the values lo..hi: 4 bits k, then for each value the
- * difference to the previous frequency (0 before lo), zigzag-mapped
- * (d >= 0: 2d, d < 0: -2d-1) and written as an order-k exp-Golomb code:
- * with x = z + 2^k and b = floor(log2 x), b - k zero bits, a one bit, then
- * the low b bits of x. */
+/* Order-k exp-Golomb codes (docs/CODED_BLOCK.md 1.1): with x = z + 2^k and
+ * b = floor(log2 x), b - k zero bits, a one bit, then the low b bits of x. */
 static void eg_put(bitw *w, uint32_t z, int k) {
     uint32_t x = z + (1u << k);
     int b = 31 - __builtin_clz(x);
     bitw_put(w, 0, b - k);
     bitw_put(w, 1, 1);
     bitw_put(w, x, b);
-}
-static uint32_t zigzag(int32_t d) { return d >= 0 ? 2u * (uint32_t)d : 2u * (uint32_t)(-d) - 1; }
-static void rans_freqs_put(bitw *w, const uint16_t *freq, int lo, int hi, int k) {
-    bitw_put(w, (uint32_t)k, 4);
-    int32_t prev = 0;
-    for (int s = lo; s <= hi; s++) {
-        eg_put(w, zigzag(freq[s] - prev), k);
-        prev = freq[s];
-    }
 }
 /* An order-k exp-Golomb code with at most max_zeros leading zeros and
  * at most 24 bits after its one bit. */
@@ -159,48 +147,105 @@ static bool eg_get(bitr *r, int k, int max_zeros, uint32_t *z) {
     *z = ((1u << nb) | low) - (1u << k);
     return true;
 }
-static bool rans_freqs_get(bitr *r, uint16_t *freq, int lo, int hi) {
-    uint32_t k, z;
-    if (!bitr_get(r, 4, &k)) return false;
-    int32_t prev = 0;
-    for (int s = lo; s <= hi; s++) {
-        if (!eg_get(r, (int)k, 20, &z)) return false; /* frequencies are < 2^16 */
-        int32_t d = (z & 1) ? -(int32_t)(z / 2) - 1 : (int32_t)(z / 2);
-        prev += d;
-        if (prev < 0 || prev > 0xffff) return false;
-        freq[s] = (uint16_t)prev;
-    }
-    return true;
-}
+static uint32_t zigzag(int32_t d) { return d >= 0 ? 2u * (uint32_t)d : 2u * (uint32_t)(-d) - 1; }
 
-/* Table bytes of a block with these lengths / frequencies: first and last
- * used value, then the bits, zero-padded to a byte. buf NULL only counts. */
-static size_t table_put(ellm_coder coder, const uint8_t *lens, const uint16_t *freq, int alphabet, int k,
-                        uint8_t *buf) {
+/* Huffman table: first and last used value, then the lengths' bits. */
+static size_t huf_table_put(const uint8_t *lens, uint8_t *buf) {
     int lo = -1, hi = -1;
-    for (int s = 0; s < alphabet; s++)
-        if (coder == ELLM_CODER_HUFFMAN ? lens[s] != 0 : freq[s] != 0) {
+    for (int s = 0; s < EC_UNIT_ALPHABET; s++)
+        if (lens[s]) {
             if (lo < 0) lo = s;
             hi = s;
         }
     if (lo < 0) return 0; /* no symbols: no table */
     bitw w = {.buf = buf ? buf + 2 : NULL, .pos = 0};
     if (buf) buf[0] = (uint8_t)lo, buf[1] = (uint8_t)hi;
-    if (coder == ELLM_CODER_HUFFMAN) huf_lens_put(&w, lens, lo, hi);
-    else rans_freqs_put(&w, freq, lo, hi, k);
+    huf_lens_put(&w, lens, lo, hi);
     return 2 + (size_t)((w.pos + 7) / 8);
 }
 
-/* The exp-Golomb order giving the shortest rANS table. */
-static int rans_best_k(const uint16_t *freq, int alphabet, size_t *bytes) {
-    int best = 0;
-    size_t best_bytes = SIZE_MAX;
-    for (int k = 0; k < 16; k++) {
-        size_t b = table_put(ELLM_CODER_RANS, NULL, freq, alphabet, k, NULL);
-        if (b < best_bytes) best_bytes = b, best = k;
+/* rANS table (docs/CODED_BLOCK.md 4.1-4.2): with classes, a varint
+ * 2 * line + axis; then bits: per class lo and hi (`bits` bits each), k (4
+ * bits) and the zigzag deltas of the weights lo..hi as order-k exp-Golomb
+ * codes; then the class of every line. buf NULL only counts. */
+static size_t rans_table_put(const ec_rans_choice *c, int bits, uint64_t n, uint8_t *buf) {
+    if (!n) return 0;
+    const ec_rans_model *m = &c->model;
+    size_t pos = 0;
+    uint8_t var[10];
+    if (m->n_classes > 1) {
+        size_t vb = ec_varint_put(var, m->line * 2 + (uint64_t)m->axis);
+        if (buf) memcpy(buf, var, vb);
+        pos = vb;
     }
-    *bytes = best_bytes;
-    return best;
+    bitw w = {.buf = buf ? buf + pos : NULL, .pos = 0};
+    const int alphabet = 1 << bits;
+    for (int k = 0; k < m->n_classes; k++) {
+        const uint32_t *z = c->z[k];
+        int lo = -1, hi = -1;
+        for (int s = 0; s < alphabet; s++)
+            if (z[s]) {
+                if (lo < 0) lo = s;
+                hi = s;
+            }
+        bitw_put(&w, (uint32_t)lo, bits);
+        bitw_put(&w, (uint32_t)hi, bits);
+        bitw_put(&w, (uint32_t)c->k[k], 4);
+        int32_t prev = 0;
+        for (int s = lo; s <= hi; s++) {
+            eg_put(&w, zigzag((int32_t)z[s] - prev), c->k[k]);
+            prev = (int32_t)z[s];
+        }
+    }
+    const int cb = ec_rans_class_bits(m->n_classes);
+    for (uint64_t l = 0; cb && l < m->n_lines; l++) bitw_put(&w, m->cls[l], cb);
+    return pos + (size_t)((w.pos + 7) / 8);
+}
+
+/* Reads a rANS table into m (frequencies and, with classes, the malloc'd
+ * class map) and advances *p. NULL on success, else what is wrong. */
+static const char *rans_table_get(const uint8_t **p, const uint8_t *end, int bits, uint64_t n, ec_rans_model *m) {
+    const int alphabet = 1 << bits;
+    if (m->n_classes > 1) {
+        uint64_t g;
+        if (!ec_varint_get(p, end, &g)) return "bad class geometry varint";
+        m->axis = (int)(g & 1);
+        m->line = g >> 1;
+        if (m->line == 0 || m->line > n) return "class line length is 0 or longer than the tensor";
+        m->n_lines = m->axis == 0 ? (n - 1) / m->line + 1 : m->line;
+    }
+    bitr r = {.buf = *p, .pos = 0, .len = 8 * (uint64_t)(end - *p)};
+    for (int c = 0; c < m->n_classes; c++) {
+        uint32_t lo, hi, k, z[256] = {0};
+        if (!bitr_get(&r, bits, &lo) || !bitr_get(&r, bits, &hi) || !bitr_get(&r, 4, &k)) return "truncated";
+        if (lo > hi) return "first value above the last";
+        int32_t prev = 0;
+        for (uint32_t s = lo; s <= hi; s++) {
+            uint32_t zz;
+            if (!eg_get(&r, (int)k, 20, &zz)) return "malformed or truncated weight";
+            prev += (zz & 1) ? -(int32_t)(zz / 2) - 1 : (int32_t)(zz / 2);
+            if (prev < 0 || prev > (int32_t)EC_RANS_MAX_WEIGHT) return "weight outside 0..65535";
+            z[s] = (uint32_t)prev;
+        }
+        if (!z[lo] || !z[hi]) return "first or last value unused";
+        if (!ec_rans_freqs_from_weights(z, alphabet, m->scale_bits, m->freq[c]))
+            return "more used values than frequency slots";
+    }
+    const int cb = ec_rans_class_bits(m->n_classes);
+    if (cb) {
+        if (m->n_lines > (r.len - r.pos) / (uint64_t)cb) return "class map truncated";
+        m->cls = malloc((size_t)m->n_lines);
+        if (!m->cls) return "out of memory for the class map";
+        for (uint64_t l = 0; l < m->n_lines; l++) {
+            uint32_t c = 0;
+            if (!bitr_get(&r, cb, &c) || (int)c >= m->n_classes) return "class map names a class the block does not have";
+            m->cls[l] = (uint8_t)c;
+        }
+    }
+    for (uint32_t x; r.pos % 8;)
+        if (!bitr_get(&r, 1, &x) || x) return "fill bits are not zero";
+    *p += r.pos / 8;
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -208,7 +253,6 @@ static int rans_best_k(const uint16_t *freq, int alphabet, size_t *bytes) {
 /* ------------------------------------------------------------------------ */
 
 typedef struct encode_job {
-    ellm_coder coder;
     int bits;
     const uint8_t *symbols;
     uint64_t n;
@@ -222,8 +266,7 @@ typedef struct encode_job {
     uint8_t *stream;
     /* rANS: the size is known only after coding: each segment into its own
      * buffer, gathered afterwards. */
-    const uint16_t *freq;
-    int scale_bits;
+    const ec_rans_model *model;
     uint8_t **seg_data;
     size_t *seg_size;
     atomic_int failed;
@@ -238,6 +281,7 @@ static uint32_t job_segment(const encode_job *j, int64_t task, uint64_t *first) 
  * (packed pairs for bits 4), n its length and seg_syms units per segment.
  * rANS jobs run over the symbols themselves. */
 static void huf_size_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
     encode_job *j = ctx;
     uint64_t first;
     uint32_t units = job_segment(j, task, &first);
@@ -245,6 +289,7 @@ static void huf_size_task(void *ctx, int64_t task, int thread) {
 }
 
 static void huf_encode_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
     encode_job *j = ctx;
     uint64_t first;
     uint32_t units = job_segment(j, task, &first);
@@ -253,23 +298,36 @@ static void huf_encode_task(void *ctx, int64_t task, int thread) {
 }
 
 static void rans_encode_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
     encode_job *j = ctx;
     uint64_t first;
     uint32_t count = job_segment(j, task, &first);
-    uint64_t bound = ec_rans_segment_bound(count);
+    uint64_t bound = ec_rans_segment_bound(j->model, count);
     uint8_t *dst = malloc(bound);
     if (!dst) {
         atomic_store(&j->failed, 1);
         return;
     }
-    j->seg_size[task] = ec_rans_encode_segment(j->freq, 1 << j->bits, j->scale_bits, j->symbols + first, count, dst,
-                                               bound);
+    j->seg_size[task] = ec_rans_encode_segment(j->model, j->symbols + first, first, count, dst, bound);
     j->seg_data[task] = dst;
+}
+
+/* Byte 7 of a rANS block: scale_bits (bits 0-3), log2 of the states (bits
+ * 4-5), classes - 1 (bits 6-7). */
+static uint8_t rans_param_byte(const ec_rans_model *m) {
+    int log_states = m->n_states == 8 ? 3 : m->n_states == 4 ? 2 : m->n_states == 2 ? 1 : 0;
+    return (uint8_t)(m->scale_bits | log_states << 4 | (m->n_classes - 1) << 6);
 }
 
 ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64_t n,
                       uint32_t segment_symbols, ellm_pool *pool, uint8_t **block,
                       size_t *block_size, ellm_error *err) {
+    return ec_encode_rows(coder, bits, symbols, n, 0, segment_symbols, pool, block, block_size, err);
+}
+
+ellm_status ec_encode_rows(ellm_coder coder, int bits, const uint8_t *symbols, uint64_t n, uint64_t row_len,
+                           uint32_t segment_symbols, ellm_pool *pool, uint8_t **block,
+                           size_t *block_size, ellm_error *err) {
     *block = NULL;
     *block_size = 0;
     if (coder != ELLM_CODER_HUFFMAN && coder != ELLM_CODER_RANS)
@@ -281,17 +339,16 @@ ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64
         if (seg == UINT32_MAX) seg--;
         else seg++;
     }
-    const int alphabet = 1 << bits;
     uint64_t hist[256];
     ec_histogram(symbols, n, 256, hist);
-    for (int s = alphabet; s < 256; s++)
+    for (int s = 1 << bits; s < 256; s++)
         if (hist[s])
             return ellm_fail(err, ELLM_E_ARG, "ec_encode: symbol %d does not fit in %d bits", s, bits);
 
     uint8_t lens[256] = {0};
     uint32_t rcode[256] = {0};
-    uint16_t freq[256] = {0};
-    int param, k = 0;
+    ec_rans_choice *rc = NULL;
+    uint8_t param;
     ellm_status st = ELLM_OK;
     /* Huffman codes bytes of the decoded layout ("units"): with bits 4, the
      * packed pairs. rANS codes the symbols (its table stays 2^bits long). */
@@ -314,47 +371,32 @@ ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64
         if (!st) ec_huf_stream_codes(lens, EC_UNIT_ALPHABET, rcode);
         param = EC_HUF_MAX_LEN;
     } else {
-        /* The precision with the fewest table + coded bits: small tensors
-         * gain more from a shorter table than they lose to coarser
-         * frequencies. */
-        param = EC_RANS_SCALE_BITS;
-        double best = INFINITY;
-        for (int sb = EC_RANS_SCALE_BITS; sb >= 1 && n; sb--) {
-            uint16_t f[256];
-            ellm_error scratch;
-            if (ec_rans_normalize(hist, alphabet, sb, f, &scratch)) break; /* more symbols than slots */
-            size_t tb;
-            int kk = rans_best_k(f, alphabet, &tb);
-            double bits_total = 8.0 * (double)tb;
-            for (int s = 0; s < alphabet; s++)
-                if (hist[s]) bits_total += (double)hist[s] * (sb - log2((double)f[s]));
-            if (bits_total < best) {
-                best = bits_total;
-                param = sb;
-                k = kk;
-                memcpy(freq, f, sizeof f);
-            }
-        }
+        rc = ellm_malloc(sizeof *rc, err);
+        st = rc ? ec_rans_choose(symbols, n, bits, row_len, rc, err) : ELLM_E_NOMEM;
+        param = rc ? rans_param_byte(&rc->model) : 0;
     }
     if (st) {
+        if (rc) free(rc->model.cls);
+        free(rc);
         free(packed);
         return st;
     }
 
     uint64_t n_seg = n ? (n - 1) / seg + 1 : 0;
-    if (n_seg > SIZE_MAX / 64) {
-        free(packed);
-        return ellm_fail(err, ELLM_E_ARG, "ec_encode: too many segments");
-    }
-    encode_job job = {.coder = coder, .bits = bits, .symbols = units, .n = n_units, .seg_syms = seg_units,
-                      .lens = lens, .rcode = rcode, .freq = freq, .scale_bits = param};
+    encode_job job = {.bits = bits, .symbols = units, .n = n_units, .seg_syms = seg_units,
+                      .lens = lens, .rcode = rcode, .model = rc ? &rc->model : NULL};
     atomic_init(&job.failed, 0);
-    uint64_t *seg_offset = ellm_malloc(((size_t)n_seg + 1) * sizeof *seg_offset, err);
-    if (!seg_offset) {
-        free(packed);
-        return ELLM_E_NOMEM;
-    }
+    uint64_t *seg_offset = NULL;
     uint8_t *b = NULL;
+    if (n_seg > SIZE_MAX / 64) {
+        st = ellm_fail(err, ELLM_E_ARG, "ec_encode: too many segments");
+        goto done;
+    }
+    seg_offset = ellm_malloc(((size_t)n_seg + 1) * sizeof *seg_offset, err);
+    if (!seg_offset) {
+        st = ELLM_E_NOMEM;
+        goto done;
+    }
 
     /* Segment sizes. */
     if (coder == ELLM_CODER_HUFFMAN) {
@@ -389,13 +431,12 @@ ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64
     }
     seg_offset[n_seg] = stream_bytes;
 
-    /* The block: header, table, segment sizes, stream, padding. */
+    /* The block: header, table, segment sizes, stream. */
     size_t head = EC_FIXED_HEADER + ec_varint_size(n) + ec_varint_size(seg);
-    const int table_alphabet = coder == ELLM_CODER_HUFFMAN ? EC_UNIT_ALPHABET : alphabet;
-    size_t tbytes = table_put(coder, lens, freq, table_alphabet, k, NULL);
+    size_t tbytes = coder == ELLM_CODER_HUFFMAN ? huf_table_put(lens, NULL) : rans_table_put(rc, bits, n, NULL);
     size_t offsets_bytes = 0;
     for (uint64_t i = 0; i + 1 < n_seg; i++) offsets_bytes += ec_varint_size(seg_offset[i + 1] - seg_offset[i]);
-    size_t total = head + tbytes + offsets_bytes + (size_t)stream_bytes + EC_STREAM_PAD;
+    size_t total = head + tbytes + offsets_bytes + (size_t)stream_bytes;
     b = ellm_malloc(total, err);
     if (!b) {
         st = ELLM_E_NOMEM;
@@ -406,14 +447,13 @@ ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64
     b[4] = EC_VERSION;
     b[5] = (uint8_t)coder;
     b[6] = (uint8_t)bits;
-    b[7] = (uint8_t)param;
+    b[7] = param;
     size_t pos = EC_FIXED_HEADER;
     pos += ec_varint_put(b + pos, n);
     pos += ec_varint_put(b + pos, seg);
-    pos += table_put(coder, lens, freq, table_alphabet, k, b + pos);
+    pos += coder == ELLM_CODER_HUFFMAN ? huf_table_put(lens, b + pos) : rans_table_put(rc, bits, n, b + pos);
     for (uint64_t i = 0; i + 1 < n_seg; i++) pos += ec_varint_put(b + pos, seg_offset[i + 1] - seg_offset[i]);
     uint8_t *stream = b + pos;
-    memset(stream + stream_bytes, 0, EC_STREAM_PAD);
     if (coder == ELLM_CODER_HUFFMAN) {
         job.seg_offset = seg_offset;
         job.stream = stream;
@@ -433,6 +473,8 @@ done:
     free(job.lane_bytes);
     free(seg_offset);
     free(packed);
+    if (rc) free(rc->model.cls);
+    free(rc);
     free(b);
     return st;
 }
@@ -441,19 +483,94 @@ done:
 /* Validation                                                               */
 /* ------------------------------------------------------------------------ */
 
+/* Reads byte 7 of a rANS block into m. */
+static bool rans_param_get(uint8_t param, ec_rans_model *m) {
+    memset(m, 0, sizeof *m);
+    m->scale_bits = param & 15;
+    m->n_states = 1 << ((param >> 4) & 3);
+    m->n_classes = 1 + (param >> 6);
+    return m->scale_bits >= 1 && m->scale_bits <= EC_RANS_MAX_SCALE_BITS;
+}
+
+/* Parses and checks the table; builds the coder's decode tables. */
+static ellm_status open_tables(const uint8_t *block, const uint8_t **p, const uint8_t *end, ellm_coder coder,
+                               int bits, int param, uint64_t n, const char *what, void **tables, ellm_error *err) {
+    size_t table_at = (size_t)(*p - block);
+    if (coder == ELLM_CODER_HUFFMAN) {
+        uint8_t lens[EC_UNIT_ALPHABET] = {0};
+        if (n) {
+            if (end - *p < 2 || (*p)[0] > (*p)[1])
+                return ellm_fail(err, ELLM_E_FORMAT, "%s: table value range at byte %zu is invalid or truncated",
+                                 what, table_at);
+            int lo = (*p)[0], hi = (*p)[1];
+            bitr r = {.buf = *p + 2, .pos = 0, .len = 8 * (uint64_t)(end - *p - 2)};
+            bool ok = huf_lens_get(&r, lens, lo, hi);
+            for (uint32_t x; ok && r.pos % 8;) ok = bitr_get(&r, 1, &x) && x == 0; /* fill bits zero */
+            if (!ok)
+                return ellm_fail(err, ELLM_E_FORMAT, "%s: code length table at byte %zu is malformed or truncated",
+                                 what, table_at);
+            *p += 2 + r.pos / 8;
+        }
+        int used = 0;
+        for (int s = 0; s < EC_UNIT_ALPHABET; s++) {
+            if (lens[s] > EC_HUF_MAX_LEN)
+                return ellm_fail(err, ELLM_E_FORMAT,
+                                 "%s: code length %u of symbol %d exceeds the limit %d (table at byte %zu)", what,
+                                 lens[s], s, EC_HUF_MAX_LEN, table_at);
+            used += lens[s] != 0;
+        }
+        if (n && !used)
+            return ellm_fail(err, ELLM_E_FORMAT, "%s: %llu symbols but no code lengths", what, (unsigned long long)n);
+        return ec_huf_tables_build(lens, what, tables, err);
+    }
+    ec_rans_model m;
+    rans_param_get((uint8_t)param, &m);
+    if (n == 0) {
+        if (m.n_classes != 1)
+            return ellm_fail(err, ELLM_E_FORMAT, "%s: an empty rans block with %d classes (byte 7)", what,
+                             m.n_classes);
+        for (int s = 0; s < (1 << bits); s++) m.freq[0][s] = 0;
+        m.freq[0][0] = (uint16_t)(1u << m.scale_bits); /* never used: a valid table for the builder */
+    } else {
+        const char *why = rans_table_get(p, end, bits, n, &m);
+        if (why) {
+            free(m.cls);
+            return ellm_fail(err, ELLM_E_FORMAT, "%s: rans table at byte %zu: %s", what, table_at, why);
+        }
+    }
+    ellm_status st = ec_rans_tables_build(&m, 1 << bits, what, tables, err);
+    free(m.cls); /* NULL when moved into the tables */
+    return st;
+}
+
+/* The padded copy of the stream's tail (see ec_tables.tail). */
+static ellm_status copy_tail(ec_tables *t, uint64_t n_seg, ellm_error *err) {
+    if (!n_seg) return ELLM_OK;
+    uint64_t i = n_seg - 1;
+    while (i > 0 && t->offsets[i] + EC_STREAM_PAD > t->stream_bytes) i--;
+    t->tail_from = t->offsets[i];
+    size_t len = (size_t)(t->stream_bytes - t->tail_from);
+    t->tail = ellm_malloc(len + EC_STREAM_PAD, err);
+    if (!t->tail) return ELLM_E_NOMEM;
+    memcpy(t->tail, t->stream + t->tail_from, len);
+    memset(t->tail + len, 0, EC_STREAM_PAD);
+    return ELLM_OK;
+}
+
 ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *what, ec_view *v,
                          ellm_error *err) {
     memset(v, 0, sizeof *v);
     if (!what) what = "coded block";
-    if (!block || block_size < EC_FIXED_HEADER + 2 + EC_STREAM_PAD)
-        return ellm_fail(err, ELLM_E_FORMAT, "%s: coded block of %zu bytes is shorter than its header and padding",
-                         what, block_size);
+    if (!block || block_size < EC_FIXED_HEADER + 2)
+        return ellm_fail(err, ELLM_E_FORMAT, "%s: coded block of %zu bytes is shorter than its header", what,
+                         block_size);
     if (memcmp(block, EC_MAGIC, 4) != 0)
         return ellm_fail(err, ELLM_E_FORMAT, "%s: coded block has a bad magic (byte 0)", what);
     if (block[4] != EC_VERSION)
-        return ellm_fail(err, ELLM_E_FORMAT,
-                         "%s: coded block version %u is not %d (byte 4)%s", what, block[4], EC_VERSION,
-                         block[4] == 1 ? ": version 1 blocks are no longer read, re-compress the model" : "");
+        return ellm_fail(err, ELLM_E_FORMAT, "%s: coded block version %u is not %d (byte 4)%s", what, block[4],
+                         EC_VERSION,
+                         block[4] < EC_VERSION ? ": blocks of earlier versions are no longer read, re-compress the model"
+                                               : "");
     ellm_coder coder = (ellm_coder)block[5];
     int bits = block[6], param = block[7];
     if (coder != ELLM_CODER_HUFFMAN && coder != ELLM_CODER_RANS)
@@ -463,16 +580,11 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
     if (coder == ELLM_CODER_HUFFMAN && param != EC_HUF_MAX_LEN)
         return ellm_fail(err, ELLM_E_FORMAT, "%s: huffman length limit %d is not %d (byte 7)", what, param,
                          EC_HUF_MAX_LEN);
-    if (coder == ELLM_CODER_RANS && (param < 1 || param > EC_RANS_MAX_SCALE_BITS))
-        return ellm_fail(err, ELLM_E_FORMAT, "%s: rans scale_bits %d is not in 1..%d (byte 7)", what, param,
+    ec_rans_model pm;
+    if (coder == ELLM_CODER_RANS && !rans_param_get((uint8_t)param, &pm))
+        return ellm_fail(err, ELLM_E_FORMAT, "%s: rans scale_bits %d is not in 1..%d (byte 7)", what, param & 15,
                          EC_RANS_MAX_SCALE_BITS);
-    /* Everything up to the stream must leave the 16 padding bytes, which
-     * are zero. */
-    const uint8_t *end = block + block_size - EC_STREAM_PAD;
-    for (int i = 0; i < EC_STREAM_PAD; i++)
-        if (end[i])
-            return ellm_fail(err, ELLM_E_FORMAT, "%s: padding byte %zu of the coded block is not zero", what,
-                             block_size - EC_STREAM_PAD + (size_t)i);
+    const uint8_t *end = block + block_size;
     const uint8_t *p = block + EC_FIXED_HEADER;
     uint64_t n, seg64;
     if (!ec_varint_get(&p, end, &n))
@@ -486,48 +598,8 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
     uint32_t seg = (uint32_t)seg64;
     uint64_t n_seg = n ? (n - 1) / seg + 1 : 0;
 
-    /* Table: none when n = 0, else first and last value and the bits. */
-    uint8_t lens[EC_UNIT_ALPHABET] = {0};
-    uint16_t freq[256] = {0};
-    const int alphabet = coder == ELLM_CODER_HUFFMAN ? EC_UNIT_ALPHABET : 1 << bits;
-    size_t table_at = (size_t)(p - block);
-    if (n) {
-        if (end - p < 2 || p[0] > p[1] || p[1] >= alphabet)
-            return ellm_fail(err, ELLM_E_FORMAT, "%s: table value range %d..%d is invalid (byte %zu)", what,
-                             end - p < 2 ? -1 : p[0], end - p < 2 ? -1 : p[1], table_at);
-        int lo = p[0], hi = p[1];
-        bitr r = {.buf = p + 2, .pos = 0, .len = 8 * (uint64_t)(end - p - 2)};
-        bool ok = coder == ELLM_CODER_HUFFMAN ? huf_lens_get(&r, lens, lo, hi) : rans_freqs_get(&r, freq, lo, hi);
-        /* the rest of the last byte is zero */
-        for (uint32_t x; ok && r.pos % 8;) ok = bitr_get(&r, 1, &x) && x == 0;
-        if (!ok)
-            return ellm_fail(err, ELLM_E_FORMAT, "%s: %s table at byte %zu is malformed or truncated", what,
-                             coder == ELLM_CODER_HUFFMAN ? "code length" : "frequency", table_at);
-        p += 2 + r.pos / 8;
-    }
     void *tables = NULL;
-    ellm_status st;
-    if (coder == ELLM_CODER_HUFFMAN) {
-        int used = 0;
-        for (int s = 0; s < EC_UNIT_ALPHABET; s++) {
-            if (lens[s] > EC_HUF_MAX_LEN)
-                return ellm_fail(err, ELLM_E_FORMAT, "%s: code length %u of symbol %d exceeds the limit %d (table at byte %zu)",
-                                 what, lens[s], s, EC_HUF_MAX_LEN, table_at);
-            used += lens[s] != 0;
-        }
-        if (n && !used) return ellm_fail(err, ELLM_E_FORMAT, "%s: %llu symbols but no code lengths", what,
-                                         (unsigned long long)n);
-        st = ec_huf_tables_build(lens, what, &tables, err);
-    } else if (n == 0) {
-        ec_tables *t = ellm_aligned_alloc(sizeof *t, err);
-        if (!t) return ELLM_E_NOMEM;
-        memset(t, 0, sizeof *t);
-        t->u.rans.scale_bits = param;
-        tables = t;
-        st = ELLM_OK;
-    } else {
-        st = ec_rans_tables_build(freq, alphabet, param, what, &tables, err);
-    }
+    ellm_status st = open_tables(block, &p, end, coder, bits, param, n, what, &tables, err);
     if (st) return st;
     ec_tables *t = tables;
     *v = (ec_view){.coder = coder, .bits = bits, .n_symbols = n, .segment_symbols = seg,
@@ -574,7 +646,6 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
     }
     t->stream = stream;
     t->stream_bytes = stream_bytes;
-    t->block_end = block + block_size;
 
     /* Every segment within its coder's size bounds. */
     for (uint64_t i = 0; i < n_seg; i++) {
@@ -585,7 +656,8 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
             size_t lb[EC_HUF_LANES], data;
             ok = ec_huf_segment_lanes(stream + t->offsets[i], (size_t)size, ec_unit_count(bits, count), lb, &data);
         } else {
-            ok = size >= 4 * EC_RANS_STATES && size <= ec_rans_segment_bound(count);
+            const ec_rans_model *m = &t->u.rans.model;
+            ok = size >= 4 * (uint64_t)m->n_states && size <= ec_rans_segment_bound(m, count);
         }
         if (!ok) {
             st = ellm_fail(err, ELLM_E_FORMAT,
@@ -596,6 +668,8 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
             goto fail;
         }
     }
+    st = copy_tail(t, n_seg, err);
+    if (st) goto fail;
     return ELLM_OK;
 fail:
     ec_view_close(v);
@@ -604,8 +678,16 @@ fail:
 
 void ec_view_close(ec_view *v) {
     if (!v) return;
-    if (v->tables) free(((ec_tables *)v->tables)->offsets);
-    free(v->tables);
+    ec_tables *t = v->tables;
+    if (t) {
+        free(t->offsets);
+        free(t->tail);
+        if (v->coder == ELLM_CODER_RANS) {
+            free(t->u.rans.sym);
+            free(t->u.rans.model.cls);
+        }
+    }
+    free(t);
     v->tables = NULL;
 }
 
@@ -617,7 +699,12 @@ ellm_status ec_decode_segment(const ec_view *v, uint64_t segment, uint8_t *out, 
     uint64_t start = t->offsets[segment];
     uint64_t end = t->offsets[segment + 1];
     const uint8_t *seg = t->stream + start;
+    const uint8_t *readable_end = t->stream + t->stream_bytes;
+    if (end + EC_STREAM_PAD > t->stream_bytes) { /* near the block's end: read the padded copy */
+        seg = t->tail + (start - t->tail_from);
+        readable_end = t->tail + (t->stream_bytes - t->tail_from) + EC_STREAM_PAD;
+    }
     if (v->coder == ELLM_CODER_HUFFMAN)
-        return ec_huf_decode_segment(v, segment, seg, (size_t)(end - start), out, err);
-    return ec_rans_decode_segment(v, segment, seg, (size_t)(end - start), out, err);
+        return ec_huf_decode_segment(v, segment, seg, (size_t)(end - start), readable_end, out, err);
+    return ec_rans_decode_segment(v, segment, seg, (size_t)(end - start), readable_end, out, err);
 }

@@ -31,8 +31,9 @@
  * 2^EC_HUF_MAX_LEN entries decodes any symbol. */
 #define EC_HUF_MAX_LEN 11
 
-/* Bytes a decoder may read past the end of a segment's data; the encoder
- * pads the block so these reads stay inside it. */
+/* Bytes the fast decode loops may read past the end of a segment's data.
+ * Blocks carry no padding: the decoder reads the last segments from a
+ * padded copy (ec_tables.tail). */
 #define EC_STREAM_PAD 16
 
 /* Default symbols per segment when the caller passes 0. */
@@ -55,6 +56,12 @@ ellm_status ec_huffman_lengths(const uint64_t *hist, int alphabet, int max_len, 
 ellm_status ec_encode(ellm_coder coder, int bits, const uint8_t *symbols, uint64_t n,
                       uint32_t segment_symbols, ellm_pool *pool, uint8_t **block,
                       size_t *block_size, ellm_error *err);
+/* The same for the symbols of a row-major tensor whose rows hold row_len
+ * symbols (0 = not a matrix): rANS may then give classes of rows or of
+ * columns their own frequency tables when that makes the block smaller. */
+ellm_status ec_encode_rows(ellm_coder coder, int bits, const uint8_t *symbols, uint64_t n, uint64_t row_len,
+                           uint32_t segment_symbols, ellm_pool *pool, uint8_t **block,
+                           size_t *block_size, ellm_error *err);
 
 /* A parsed, validated block with its decode tables built. */
 typedef struct ec_view {

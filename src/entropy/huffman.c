@@ -308,7 +308,7 @@ static inline uint64_t lane_consumed_bits(const lane *l) {
 }
 
 /* Refill with a bounds check before the load: false if the lane would read
- * past lim (= block end - 8), which only a corrupt stream does. */
+ * past lim (= readable end - 8), which only a corrupt stream does. */
 static inline bool refill_checked(const uint8_t **p, uint64_t *b, const uint8_t *lim) {
     unsigned c = (unsigned)__builtin_clzll(*b);
     const uint8_t *np = *p + (c >> 3);
@@ -429,7 +429,7 @@ static ellm_status decode_one_symbol(const ec_huf_tables *h, lane *ln, uint64_t 
 }
 
 ellm_status ec_huf_decode_segment(const ec_view *v, uint64_t segment, const uint8_t *seg,
-                                  size_t seg_bytes, uint8_t *out, ellm_error *err) {
+                                  size_t seg_bytes, const uint8_t *readable_end, uint8_t *out, ellm_error *err) {
     const ec_tables *t = v->tables;
     const ec_huf_tables *h = &t->u.huf;
     uint32_t units = ec_unit_count(v->bits, ec_segment_count(v, segment));
@@ -445,11 +445,11 @@ ellm_status ec_huf_decode_segment(const ec_view *v, uint64_t segment, const uint
     for (int j = 0; j < EC_HUF_LANES; j++) {
         size_t nb = lane_bytes[j];
         ln[j] = (lane){.start = p, .p = p, .bytes = nb, .count = lane_count[j], .out = o, .out_start = o};
-        ln[j].b = ec_load64(p) | TOP_BIT; /* p + 8 <= block end: the block is padded */
+        ln[j].b = ec_load64(p) | TOP_BIT; /* p + 8 <= readable_end: EC_STREAM_PAD bytes follow the segment */
         p += nb, o += lane_count[j];
     }
     if (h->used_symbols == 1) return decode_one_symbol(h, ln, segment, err);
-    ellm_status st = decode_lanes(h, ln, t->block_end, segment, err);
+    ellm_status st = decode_lanes(h, ln, readable_end, segment, err);
     for (int j = 0; j < EC_HUF_LANES && !st; j++) st = lane_check_end(&ln[j], j, v, segment, err);
     return st;
 }

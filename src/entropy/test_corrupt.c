@@ -126,7 +126,12 @@ static void test_flips_and_truncations(ellm_coder coder, int bits, hist_kind kin
                 table_detected += !r.opened || !r.decoded_all;
             }
             if (i >= L.n_at && i < L.table_at && kind != HIST_ONE) CHECK(!r.opened || !r.decoded_all, "%s: n/S flip accepted", label);
-            if (i < 8) CHECK(!r.opened, "%s: magic/version/coder/bits flip accepted", label);
+            if (i < 7 || (i == 7 && coder == ELLM_CODER_HUFFMAN))
+                CHECK(!r.opened, "%s: magic/version/coder/bits flip accepted", label);
+            /* rANS byte 7 (scale, states, classes): every scale gives valid
+             * frequencies from the weights; the segments then fail */
+            if (i == 7 && coder == ELLM_CODER_RANS && kind != HIST_ONE)
+                CHECK(!r.opened || !r.decoded_all, "%s: rans parameter flip accepted", label);
         }
     /* A changed code length or frequency nearly always breaks Kraft / the
      * sum or the table's own structure; a flip inside a run length or the
@@ -134,20 +139,21 @@ static void test_flips_and_truncations(ellm_coder coder, int bits, hist_kind kin
      * checksums catch those). */
     CHECK(table_detected * 10 >= table_flips * 9, "%s/%d/%s: only %d of %d table bit flips detected",
           ellm_coder_name(coder), bits, hist_names[kind], table_detected, table_flips);
-    /* Stream flips: rANS's final-state and length checks catch nearly all;
-     * Huffman codes resynchronise, so only a flip that changes the number of
-     * bits a lane uses is caught here (now that the stream is most of the
-     * block, about a quarter of all flips) (the container's checksums catch the
-     * rest). */
-    int want = coder == ELLM_CODER_RANS ? flips * 3 / 4 : flips / 5;
+    /* Stream flips: a code close to the entropy has little redundancy, so
+     * many corrupted streams are valid streams of other symbols. rANS's
+     * final-state and length checks catch about half with the single state
+     * of a small block; Huffman codes resynchronise, so only a flip that
+     * changes the number of bits a lane uses is caught here (about a
+     * quarter). The container's checksums catch the rest. */
+    int want = coder == ELLM_CODER_RANS ? flips / 2 : flips / 5;
     CHECK(detected > want, "%s/%d/%s: only %d of %d bit flips detected", ellm_coder_name(coder), bits,
           hist_names[kind], detected, flips);
     for (size_t cut = 0; cut < size; cut++) {
         snprintf(label, sizeof label, "%s/%d/%s truncated to %zu", ellm_coder_name(coder), bits, hist_names[kind], cut);
         outcome r = try_block(block, cut, label);
         /* The block's size is given by its container: a cut that keeps the
-         * header, table and sizes whole and leaves zero padding shortens
-         * the last segment, which then does not decode consistently. */
+         * header, table and sizes whole shortens the last segment, which
+         * then does not decode consistently. */
         CHECK(!r.opened || !r.decoded_all, "%s: truncated block decodes", label);
     }
     free(m);
@@ -176,18 +182,18 @@ static void test_structure(ellm_coder coder, int bits) {
         expect_open_fails(m, size, label);                                               \
     } while (0)
     MUTATE("bad magic", m[0] = 'X');
-    MUTATE("version 3", m[4] = 3);
+    MUTATE("version 4", m[4] = 4);
     MUTATE("coder 0", m[5] = 0);
     MUTATE("coder 9", m[5] = 9);
     MUTATE("bits 5", m[6] = 5);
-    /* version 1 is refused with a message saying so */
-    {
+    /* earlier versions are refused with a message saying so */
+    for (uint8_t old = 1; old < EC_VERSION; old++) {
         memcpy(m, block, size);
-        m[4] = 1;
+        m[4] = old;
         ec_view v;
         ellm_error err = {0};
-        CHECK(ec_view_open(m, size, "v1", &v, &err) == ELLM_E_FORMAT && strstr(err.message, "version 1"),
-              "version 1 block: %s", err.message);
+        CHECK(ec_view_open(m, size, "old", &v, &err) == ELLM_E_FORMAT && strstr(err.message, "re-compress"),
+              "version %u block: %s", old, err.message);
     }
     /* Huffman tables are the same for both widths: a swapped width may pass
      * ec_view_open, but then no segment decodes consistently. */
@@ -218,13 +224,21 @@ static void test_structure(ellm_coder coder, int bits) {
         MUTATE("lengths all 1", memset(m + L.table_at + 2, 0xff, L.sizes_at - L.table_at - 2));
         MUTATE("lane length beyond segment", put_varint_len(m + L.stream_at, 16383, 2));
     } else {
-        MUTATE("scale 16", m[7] = 16);
-        MUTATE("scale 0", m[7] = 0);
+        /* byte 7: scale_bits in bits 0-3 (1..15), then states and classes */
+        MUTATE("scale 0", m[7] &= 0xf0);
         MUTATE("scale - 1", m[7] -= 1);
-        MUTATE("value range beyond the alphabet", m[L.table_at + 1] = (uint8_t)(1u << bits));
-        MUTATE("exp-Golomb order changed", m[L.table_at + 2] ^= 1);
-        MUTATE("all freqs zero", memset(m + L.table_at + 2, 0, L.sizes_at - L.table_at - 2));
-        MUTATE("freq bits all ones", memset(m + L.table_at + 3, 0xff, L.sizes_at - L.table_at - 3));
+        MUTATE("states x 2", m[7] ^= 0x10);
+        MUTATE("classes 2", m[7] |= 0x40);
+        /* the table's bit string: lo and hi (`bits` bits each), k (4 bits) */
+        if (bits == 8) {
+            MUTATE("value range reversed", (m[L.table_at] = 200, m[L.table_at + 1] = 100));
+            MUTATE("exp-Golomb order changed", m[L.table_at + 2] ^= 1);
+        } else {
+            MUTATE("value range reversed", m[L.table_at] = (uint8_t)(9 | 1 << 4));
+            MUTATE("exp-Golomb order changed", m[L.table_at + 1] ^= 1);
+        }
+        MUTATE("all weights zero", memset(m + L.table_at, 0, L.sizes_at - L.table_at));
+        MUTATE("weight bits all ones", memset(m + L.table_at + 3, 0xff, L.sizes_at - L.table_at - 3));
     }
 #undef MUTATE
     free(m);
@@ -244,7 +258,7 @@ static void test_garbage_streams(ellm_coder coder, int bits) {
     ellm_rng_seed(&r, 5);
     int failures = 0;
     for (int trial = 0; trial < 20; trial++) {
-        for (size_t i = stream; i + EC_STREAM_PAD < size; i++) {
+        for (size_t i = stream; i < size; i++) {
             /* keep Huffman lane tables plausible half of the time */
             block[i] = (uint8_t)ellm_rng_next(&r);
         }

@@ -87,22 +87,50 @@ static int ref_huffman_segment(const uint8_t *lens, int A, const uint8_t *seg, s
     return 0;
 }
 
-/* Section 4: rANS, textbook. */
-static int ref_rans_segment(const uint32_t *freq, int A, int scale, const uint8_t *seg, size_t seg_len, uint32_t m,
+/* Section 4.1: frequencies from weights, as the document states them. */
+static int ref_freqs(const uint32_t *z, int A, uint32_t M, uint32_t *freq) {
+    uint64_t W = 0, used = 0;
+    for (int s = 0; s < A; s++) W += (uint64_t)z[s] * z[s], used += z[s] > 0;
+    if (!used || used > M) return 1;
+    uint64_t sum = 0;
+    int top = 0;
+    for (int s = 0; s < A; s++) {
+        uint64_t w = (uint64_t)z[s] * z[s];
+        freq[s] = w ? (uint32_t)(1 + (M - used) * w / W) : 0;
+        sum += freq[s];
+        if (w > (uint64_t)z[top] * z[top]) top = s;
+    }
+    freq[top] += (uint32_t)(M - sum);
+    return 0;
+}
+
+/* Section 4.3: rANS, textbook: n_states states, the table of each symbol's
+ * class. first = index of the segment's first symbol in the tensor. */
+typedef struct ref_rans {
+    int scale, n_states, n_classes, axis;
+    uint64_t line;
+    uint8_t *cls;
+    uint32_t freq[4][256];
+} ref_rans;
+static int ref_rans_segment(const ref_rans *R, int A, const uint8_t *seg, size_t seg_len, uint64_t first, uint32_t m,
                             uint8_t *sym_out) {
-    uint32_t start[257];
-    start[0] = 0;
-    for (int s = 0; s < A; s++) start[s + 1] = start[s] + freq[s];
     uint32_t x[8];
-    for (int j = 0; j < 8; j++) x[j] = rd32(seg + 4 * j);
-    size_t p = 32;
-    const uint32_t M = 1u << scale, L = 1u << 16;
+    if (seg_len < 4 * (size_t)R->n_states) return 4;
+    for (int j = 0; j < R->n_states; j++) x[j] = rd32(seg + 4 * j);
+    size_t p = 4 * (size_t)R->n_states;
+    const uint32_t M = 1u << R->scale, L = 1u << 16;
     for (uint32_t k = 0; k < m; k++) {
-        uint32_t *xs = &x[k % 8];
+        uint64_t g = first + k;
+        int c = R->n_classes == 1 ? 0 : R->cls[R->axis == 0 ? g / R->line : g % R->line];
+        const uint32_t *freq = R->freq[c];
+        uint32_t start[257];
+        start[0] = 0;
+        for (int s = 0; s < A; s++) start[s + 1] = start[s] + freq[s];
+        uint32_t *xs = &x[k % (uint32_t)R->n_states];
         uint32_t slot = *xs % M;
         int s = 0;
         while (!(start[s] <= slot && slot < start[s + 1])) s++;
-        *xs = freq[s] * (*xs >> scale) + slot - start[s];
+        *xs = freq[s] * (*xs >> R->scale) + slot - start[s];
         if (*xs < L) {
             if (p + 2 > seg_len) return 1;
             *xs = (*xs << 16) | rd16(seg + p);
@@ -110,14 +138,48 @@ static int ref_rans_segment(const uint32_t *freq, int A, int scale, const uint8_
         }
         sym_out[k] = (uint8_t)s;
     }
-    for (int j = 0; j < 8; j++)
+    for (int j = 0; j < R->n_states; j++)
         if (x[j] != L) return 2;
     return p == seg_len ? 0 : 3;
 }
 
+/* Section 4.2: the rANS table. */
+static int ref_rans_table(const uint8_t *b, size_t *pos, int bits, uint64_t n, ref_rans *R) {
+    if (R->n_classes > 1) {
+        uint64_t g = rdvar(b, pos);
+        R->axis = (int)(g & 1);
+        R->line = g >> 1;
+        if (!R->line || R->line > n) return 1;
+    }
+    bits_in r = {b + *pos, 0};
+    const int A = 1 << bits;
+    for (int c = 0; c < R->n_classes; c++) {
+        int lo = (int)rdbits(&r, bits), hi = (int)rdbits(&r, bits), k = (int)rdbits(&r, 4);
+        if (lo > hi) return 2;
+        uint32_t z[256] = {0};
+        int32_t prev = 0;
+        for (int s = lo; s <= hi; s++) {
+            int zeros = 0;
+            while (!rdbits(&r, 1)) zeros++;
+            uint32_t x = (1u << (zeros + k)) | rdbits(&r, zeros + k);
+            uint32_t zz = x - (1u << k);
+            prev += (zz % 2) ? -(int32_t)(zz / 2) - 1 : (int32_t)(zz / 2);
+            z[s] = (uint32_t)prev;
+        }
+        if (ref_freqs(z, A, 1u << R->scale, R->freq[c])) return 3;
+    }
+    if (R->n_classes > 1) {
+        uint64_t lines = R->axis == 0 ? (n + R->line - 1) / R->line : R->line;
+        R->cls = malloc(lines);
+        for (uint64_t l = 0; l < lines; l++) R->cls[l] = (uint8_t)rdbits(&r, R->n_classes == 2 ? 1 : 2);
+    }
+    *pos += (size_t)((r.pos + 7) / 8);
+    return 0;
+}
+
 /* Section 1: the layout. Decodes the whole block into unpacked symbols. */
 static int ref_decode(const uint8_t *b, size_t size, uint8_t *sym, uint64_t n_expect) {
-    if (size < 26 || memcmp(b, "ELCB", 4) || b[4] != 2) return 10;
+    if (size < 10 || memcmp(b, "ELCB", 4) || b[4] != 3) return 10;
     int coder = b[5], bits = b[6], param = b[7];
     size_t pos = 8;
     uint64_t n = rdvar(b, &pos);
@@ -126,63 +188,68 @@ static int ref_decode(const uint8_t *b, size_t size, uint8_t *sym, uint64_t n_ex
     if (n != n_expect) return 11;
     int A = coder == 1 ? 256 : 1 << bits; /* Huffman codes bytes of the decoded layout */
     uint8_t lens[256] = {0};
-    uint32_t freq[256] = {0};
-    if (n) { /* section 1.1 */
+    ref_rans R = {.scale = param & 15, .n_states = 1 << ((param >> 4) & 3), .n_classes = 1 + (param >> 6)};
+    if (n && coder == 1) { /* section 1.1 */
         int lo = b[pos], hi = b[pos + 1];
         if (lo > hi || hi >= A) return 13;
         bits_in r = {b + pos + 2, 0};
-        if (coder == 1) {
-            int prev = 0;
-            for (int s = lo; s <= hi;) {
+        int prev = 0;
+        for (int s = lo; s <= hi;) {
+            if (rdbits(&r, 1)) {
                 if (rdbits(&r, 1)) {
-                    if (rdbits(&r, 1)) {
-                        if (!rdbits(&r, 1)) { /* run of zero lengths: order-0 exp-Golomb of run - 1 */
-                            int zeros = 0;
-                            while (!rdbits(&r, 1)) zeros++;
-                            uint32_t run = (1u << zeros) | rdbits(&r, zeros); /* (x - 1) + 1 */
-                            if (run > (uint32_t)(hi - s + 1)) return 16;
-                            s += (int)run; /* lens[] is already 0 */
-                            continue;
-                        }
-                        prev = (int)rdbits(&r, 4);
-                    } else {
-                        prev += rdbits(&r, 1) ? -1 : 1;
+                    if (!rdbits(&r, 1)) { /* run of zero lengths: order-0 exp-Golomb of run - 1 */
+                        int zeros = 0;
+                        while (!rdbits(&r, 1)) zeros++;
+                        uint32_t run = (1u << zeros) | rdbits(&r, zeros); /* (x - 1) + 1 */
+                        if (run > (uint32_t)(hi - s + 1)) return 16;
+                        s += (int)run; /* lens[] is already 0 */
+                        continue;
                     }
+                    prev = (int)rdbits(&r, 4);
+                } else {
+                    prev += rdbits(&r, 1) ? -1 : 1;
                 }
-                lens[s++] = (uint8_t)prev;
             }
-        } else {
-            int k = (int)rdbits(&r, 4);
-            int32_t prev = 0;
-            for (int s = lo; s <= hi; s++) {
-                int zeros = 0;
-                while (!rdbits(&r, 1)) zeros++;
-                uint32_t x = (1u << (zeros + k)) | rdbits(&r, zeros + k);
-                uint32_t z = x - (1u << k);
-                prev += (z % 2) ? -(int32_t)(z / 2) - 1 : (int32_t)(z / 2);
-                freq[s] = (uint32_t)prev;
-            }
+            lens[s++] = (uint8_t)prev;
         }
         pos += 2 + (size_t)((r.pos + 7) / 8);
+    } else if (n) {
+        if (ref_rans_table(b, &pos, bits, n, &R)) return 17;
     }
     uint64_t seg_size[4096];
     if (n_seg > 4096) return 14;
     uint64_t total = 0;
     for (uint64_t i = 0; i + 1 < n_seg; i++) total += seg_size[i] = rdvar(b, &pos);
     const uint8_t *stream = b + pos;
-    if (pos + total + 16 > size) return 12;
-    if (n_seg) seg_size[n_seg - 1] = size - 16 - pos - total;
-    for (int i = 0; i < 16; i++)
-        if (b[size - 16 + (size_t)i]) return 15;
+    if (pos + total > size) return 12;
+    if (n_seg) seg_size[n_seg - 1] = size - pos - total; /* no padding: the block ends with the stream */
     uint64_t a = 0;
-    for (uint64_t i = 0; i < n_seg; i++) {
+    int rc = 0;
+    for (uint64_t i = 0; i < n_seg && !rc; i++) {
         uint32_t m = (uint32_t)((i + 1) * S <= n ? S : n - i * S);
         int r = coder == 1 ? ref_huffman_segment(lens, A, stream + a, (size_t)seg_size[i], m, bits, sym + i * S)
-                           : ref_rans_segment(freq, A, param, stream + a, (size_t)seg_size[i], m, sym + i * S);
-        if (r) return 20 + r;
+                           : ref_rans_segment(&R, A, stream + a, (size_t)seg_size[i], i * S, m, sym + i * S);
+        if (r) rc = 20 + r;
         a += seg_size[i];
     }
-    return 0;
+    free(R.cls);
+    return rc;
+}
+
+/* Symbols of a rows x cols matrix whose rows (axis 0) or columns (axis 1)
+ * have three different spreads: the encoder gives them classes. */
+static void class_symbols(uint8_t *sym, uint64_t rows, uint64_t cols, int axis, int bits, uint64_t seed) {
+    ellm_rng r;
+    ellm_rng_seed(&r, seed);
+    const double top = (1 << bits) - 1, mid = (top + 1) / 2;
+    for (uint64_t i = 0; i < rows * cols; i++) {
+        uint64_t line = axis == 0 ? i / cols : i % cols;
+        double spread = (bits == 8 ? 3.0 : 0.5) * (double)(1 + 4 * (line % 3));
+        double u = ((double)(ellm_rng_next(&r) >> 11) + 0.5) / 9007199254740992.0;
+        double v = ((double)(ellm_rng_next(&r) >> 11) + 0.5) / 9007199254740992.0;
+        double g = floor(mid + spread * sqrt(-2 * log(u)) * cos(6.283185307179586 * v) + 0.5);
+        sym[i] = (uint8_t)(g < 0 ? 0 : g > top ? top : g);
+    }
 }
 
 int main(void) {
@@ -211,6 +278,28 @@ int main(void) {
                               bits, hist_names[k], (unsigned long long)n, segs[si], r ? "fails" : "disagrees", r);
                         free(block), free(sym), free(back);
                     }
+    /* Blocks with classes of rows and of columns, segments starting
+     * mid-line. */
+    for (int bits = 8; bits >= 4; bits -= 4)
+        for (int axis = 0; axis < 2; axis++)
+            for (size_t si = 0; si < ELLM_ARRAY_LEN(segs); si++) {
+                const uint64_t rows = 120, cols = 70, n = rows * cols;
+                uint8_t *sym = malloc(n), *back = malloc(n), *block;
+                size_t size;
+                ellm_error err;
+                class_symbols(sym, rows, cols, axis, bits, 7 + si);
+                if (ec_encode_rows(ELLM_CODER_RANS, bits, sym, n, cols, segs[si] < 64 ? 64 : segs[si], NULL, &block,
+                                   &size, &err)) {
+                    CHECK(0, "encode: %s", err.message);
+                    free(sym), free(back);
+                    continue;
+                }
+                CHECK(block[7] >> 6, "%d-bit axis %d: no classes chosen", bits, axis);
+                int r = ref_decode(block, size, back, n);
+                CHECK(r == 0 && memcmp(sym, back, n) == 0, "classes %d-bit axis %d seg=%u: the reference decoder %s (code %d)",
+                      bits, axis, segs[si], r ? "fails" : "disagrees", r);
+                free(block), free(sym), free(back);
+            }
     if (test_failures) {
         fprintf(stderr, "%d checks failed\n", test_failures);
         return 1;

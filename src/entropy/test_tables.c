@@ -194,37 +194,75 @@ static void test_canonical(void) {
 
 static void test_rans_freqs(void) {
     ellm_error err;
-    uint64_t hist[256];
+    uint32_t z[256];
     uint16_t freq[256];
     ellm_rng r;
     ellm_rng_seed(&r, 11);
-    for (int trial = 0; trial < 100; trial++) {
+    for (int trial = 0; trial < 200; trial++) {
         int alphabet = trial % 2 ? 256 : 16;
-        memset(hist, 0, sizeof hist);
-        for (int s = 0; s < alphabet; s++)
-            if (ellm_rng_next(&r) % 3) hist[s] = trial % 4 == 0 ? 1 : 1 + ellm_rng_next(&r) % (1ull << (ellm_rng_next(&r) % 30));
-        CHECK(ec_rans_normalize(hist, alphabet, EC_RANS_SCALE_BITS, freq, &err) == ELLM_OK, "%s", err.message);
-        uint32_t sum = 0;
+        int scale = 8 + trial % 8; /* 8..15 */
+        memset(z, 0, sizeof z);
         int any = 0;
+        for (int s = 0; s < alphabet; s++)
+            if (ellm_rng_next(&r) % 3) z[s] = trial % 4 == 0 ? 1 : 1 + (uint32_t)(ellm_rng_next(&r) % 65535), any = 1;
+        bool ok = ec_rans_freqs_from_weights(z, alphabet, scale, freq);
+        CHECK(ok == (any != 0), "trial %d: weights %s", trial, ok ? "accepted without a used symbol" : "refused");
+        if (!ok) continue;
+        uint32_t sum = 0;
         for (int s = 0; s < alphabet; s++) {
             sum += freq[s];
-            any |= hist[s] != 0;
-            CHECK((hist[s] != 0) == (freq[s] != 0), "trial %d symbol %d: count %llu freq %u", trial, s,
-                  (unsigned long long)hist[s], freq[s]);
+            CHECK((z[s] != 0) == (freq[s] != 0), "trial %d symbol %d: weight %u freq %u", trial, s, z[s], freq[s]);
         }
-        if (any) CHECK(sum == 1u << EC_RANS_SCALE_BITS, "trial %d: frequencies sum to %u", trial, sum);
+        CHECK(sum == 1u << scale, "trial %d: frequencies sum to %u", trial, sum);
     }
-    /* Cost close to entropy on a bell histogram. */
-    memset(hist, 0, sizeof hist);
-    for (int s = 0; s < 256; s++) hist[s] = (uint64_t)(1e7 * exp(-0.5 * pow((s - 128) / 20.0, 2)));
-    CHECK(ec_rans_normalize(hist, 256, EC_RANS_SCALE_BITS, freq, &err) == ELLM_OK, "%s", err.message);
-    double total = 0, bits = 0;
-    for (int s = 0; s < 256; s++) {
-        total += (double)hist[s];
-        if (hist[s]) bits += (double)hist[s] * (EC_RANS_SCALE_BITS - log2(freq[s]));
+    /* The worked example of docs/CODED_BLOCK.md 4.1. */
+    uint32_t ex[4] = {1, 2, 0, 3};
+    CHECK(ec_rans_freqs_from_weights(ex, 4, 4, freq), "example refused");
+    CHECK(freq[0] == 1 && freq[1] == 4 && freq[2] == 0 && freq[3] == 11, "example gives %u %u %u %u", freq[0],
+          freq[1], freq[2], freq[3]);
+    /* More used symbols than slots, a weight above 65535, no used symbol. */
+    uint32_t many[256];
+    for (int s = 0; s < 256; s++) many[s] = 1;
+    CHECK(!ec_rans_freqs_from_weights(many, 256, 7, freq), "256 symbols in 128 slots accepted");
+    many[3] = 65536;
+    CHECK(!ec_rans_freqs_from_weights(many, 256, 14, freq), "weight 65536 accepted");
+    memset(many, 0, sizeof many);
+    CHECK(!ec_rans_freqs_from_weights(many, 256, 14, freq), "no used symbol accepted");
+
+    /* The chosen table codes a large bell-shaped tensor within 0.01 bits
+     * per symbol of its entropy, and a small one's table stays small. */
+    const uint64_t n = 1u << 20;
+    uint8_t *sym = malloc(n);
+    CHECK(sym != NULL, "out of memory");
+    if (!sym) return;
+    for (uint64_t i = 0; i < n; i++) {
+        double u = ((double)(ellm_rng_next(&r) >> 11) + 0.5) / 9007199254740992.0;
+        double v = ((double)(ellm_rng_next(&r) >> 11) + 0.5) / 9007199254740992.0;
+        double g = 128 + 20 * sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+        sym[i] = (uint8_t)(g < 0 ? 0 : g > 255 ? 255 : g);
     }
-    double h = ec_entropy(hist, 256);
-    CHECK(bits / total - h < 0.01, "rans table costs %.4f bits/symbol over the entropy %.4f", bits / total - h, h);
+    ec_rans_choice *c = malloc(sizeof *c);
+    CHECK(c && ec_rans_choose(sym, n, 8, 0, c, &err) == ELLM_OK, "choose: %s", err.message);
+    if (c) {
+        uint64_t hist[256];
+        ec_histogram(sym, n, 256, hist);
+        double bits = 0;
+        for (int s = 0; s < 256; s++)
+            if (hist[s]) bits += (double)hist[s] * (c->model.scale_bits - log2(c->model.freq[0][s]));
+        double h = ec_entropy(hist, 256);
+        CHECK(bits / (double)n - h < 0.01, "rans table costs %.4f bits/symbol over the entropy %.4f",
+              bits / (double)n - h, h);
+        CHECK(c->model.n_states == 8 && c->model.n_classes == 1, "large i.i.d. tensor: %d states %d classes",
+              c->model.n_states, c->model.n_classes);
+        /* 4096 symbols: one state, and a table of well under 100 bytes */
+        CHECK(ec_rans_choose(sym, 4096, 8, 0, c, &err) == ELLM_OK, "choose: %s", err.message);
+        CHECK(c->model.n_states == 1, "small tensor: %d states", c->model.n_states);
+        uint64_t tb = ec_rans_weights_bits(c->z[0], 256, 8, c->k[0]);
+        CHECK(tb < 8 * 100, "table of a 4096-symbol bell tensor takes %llu bits", (unsigned long long)tb);
+        free(c->model.cls);
+    }
+    free(c);
+    free(sym);
 }
 
 static void test_encode_args(void) {
