@@ -98,7 +98,7 @@ typedef struct ellm_compress_options {
     ellm_scheme scheme;           /* ELLM_SCHEME_AUTO or a fixed scheme */
     ellm_granularity granularity; /* tensor, row or group */
     uint32_t group_size;          /* G for ELLM_GRAN_GROUP */
-    ellm_coder coder;             /* HUFFMAN (default), RANS or RAW */
+    ellm_coder coder;             /* AUTO (default: per tensor the smallest), HUFFMAN, RANS or RAW */
     uint32_t segment_symbols;     /* symbols per segment; 0 = choose */
     unsigned keep;                /* ELLM_KEEP_* flags */
     int n_threads;                /* worker threads; 0 = all cores */

@@ -299,7 +299,13 @@ static void test_stories(void) {
         if (s) continue;
         CHECK(r->params == 260032, "stories260K has 260032 parameters, got %llu", (unsigned long long)r->params);
         CHECK(r->coded_bits_per_weight < bits, "coding must shrink the integers: %.3f bits", r->coded_bits_per_weight);
-        CHECK(r->coded_bits_per_weight >= r->entropy_bits_per_weight - 1e-9, "below the entropy bound?");
+        /* Issue 2's figure: the payload within 0.05 bits per weight of the
+         * size-weighted per-tensor entropies (classes of rows / columns may
+         * code below them, but not by much on this model). */
+        CHECK(r->coded_bits_per_weight <= r->entropy_bits_per_weight + 0.05 &&
+                  r->coded_bits_per_weight >= r->entropy_bits_per_weight - 0.2,
+              "uint%d payload %.4f bits/weight vs entropy bound %.4f", bits, r->coded_bits_per_weight,
+              r->entropy_bits_per_weight);
         for (size_t i = 0; i < r->n_tensors; i++)
             CHECK(r->tensors[i].max_abs_error <= r->tensors[i].scale_max * 0.5f * 1.0001f, "%s: error above s/2",
                   r->tensors[i].name);
