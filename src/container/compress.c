@@ -145,14 +145,14 @@ static ellm_status encode_with(ellm_coder coder, int bits, const uint8_t *codes,
 }
 
 /* --coder auto: raw, Huffman and rANS in order of decode speed, keeping the
- * smallest; on tensors of AUTO_LARGE symbols or more a slower coder must
- * save at least AUTO_MIN_GAIN of the size. So a large bell-shaped tensor
+ * smallest; on tensors of AUTO_LARGE symbols or more (those rANS codes
+ * with 8 states) a slower coder must save at least AUTO_MIN_GAIN of the size. So a large bell-shaped tensor
  * stays Huffman (rANS is ~0.7% smaller there but decodes at ~2/3 of the
  * speed), while small tensors, which decode in well under a millisecond
  * either way, take whatever is smallest (usually rANS: compact tables,
  * classes). */
 #define AUTO_MIN_GAIN 0.01
-#define AUTO_LARGE (1u << 20)
+#define AUTO_LARGE 65536u
 static ellm_status encode_smallest(int bits, const uint8_t *codes, uint64_t n, uint64_t row_len, uint32_t segment,
                                    ellm_pool *pool,
                                    ellm_coder *chosen, uint8_t **block, size_t *block_size, ellm_error *err) {

@@ -478,6 +478,100 @@ rans_decode8(const ec_rans_tables *r, const unsigned scale, int bits, uint64_t s
     return end_checks(segment, (size_t)(p - seg), seg_bytes, x, 8, err);
 }
 
+/* Classes of the symbols [first, first + count) of the tensor. */
+static void fill_classes(const ec_rans_model *m, uint64_t first, uint32_t count, uint8_t *cb) {
+    if (m->axis == 0) {
+        uint64_t row = first / m->line, left = m->line - first % m->line;
+        for (uint32_t k = 0; k < count;) {
+            uint32_t run = (uint32_t)ELLM_MIN((uint64_t)(count - k), left);
+            memset(cb + k, m->cls[row], run);
+            k += run, row++, left = m->line;
+        }
+    } else {
+        uint64_t col = first % m->line;
+        for (uint32_t k = 0; k < count;) {
+            uint32_t run = (uint32_t)ELLM_MIN((uint64_t)(count - k), m->line - col);
+            memcpy(cb + k, m->cls + col, run);
+            k += run, col = 0;
+        }
+    }
+}
+
+#define RANS_STEP_C(j, k, SYM_OUT)                                            \
+    do {                                                                      \
+        uint32_t c_ = cb[k];                                                  \
+        uint32_t slot_ = x##j & mask;                                         \
+        uint32_t s_ = sym[(c_ << scale) + slot_];                             \
+        uint32_t e_ = freq_start[(c_ << 8) + s_];                             \
+        SYM_OUT = (uint8_t)s_;                                                \
+        x##j = (e_ & 0xffffu) * (x##j >> scale) + slot_ - (e_ >> 16);         \
+        uint32_t w_ = ellm_le16(p);                                           \
+        uint32_t need_ = x##j < EC_RANS_L;                                    \
+        x##j = (x##j << (need_ << 4)) | (w_ & (0u - need_));                  \
+        p += need_ << 1;                                                      \
+    } while (0)
+
+/* 8 states with classes: the same unrolled loop, each symbol's tables
+ * picked by its class, classes written for CLASS_CHUNK symbols at a time. */
+#define CLASS_CHUNK 4096
+static ellm_status rans_decode8_classes(const ec_rans_tables *r, int bits, uint64_t segment, uint64_t first,
+                                        const uint8_t *seg, size_t seg_bytes, uint32_t count,
+                                        const uint8_t *readable_end, uint8_t *o, ellm_error *err) {
+    const ec_rans_model *m = &r->model;
+    const unsigned scale = (unsigned)m->scale_bits;
+    const uint8_t *sym = r->sym;
+    const uint32_t *freq_start = &r->freq_start[0][0];
+    const uint32_t mask = (1u << scale) - 1;
+    uint32_t x0 = ellm_le32(seg), x1 = ellm_le32(seg + 4), x2 = ellm_le32(seg + 8), x3 = ellm_le32(seg + 12);
+    uint32_t x4 = ellm_le32(seg + 16), x5 = ellm_le32(seg + 20), x6 = ellm_le32(seg + 24), x7 = ellm_le32(seg + 28);
+    const uint8_t *p = seg + 4 * EC_RANS_MAX_STATES;
+    const uint8_t *lim = readable_end - 2 * EC_RANS_MAX_STATES;
+    uint8_t cb[CLASS_CHUNK];
+    for (uint32_t done = 0; done < count;) {
+        uint32_t chunk = ELLM_MIN(count - done, (uint32_t)CLASS_CHUNK); /* a multiple of 8 but the last */
+        fill_classes(m, first + done, chunk, cb);
+        uint32_t rounds = chunk / 8;
+        for (uint32_t i = 0; i < rounds; i++) {
+            if (ELLM_UNLIKELY(p > lim)) return past_end(segment, err);
+            const uint8_t *c8 = cb + 8 * i;
+            uint8_t s0, s1, s2, s3, s4, s5, s6, s7;
+#define cb c8
+            RANS_STEP_C(0, 0, s0); RANS_STEP_C(1, 1, s1); RANS_STEP_C(2, 2, s2); RANS_STEP_C(3, 3, s3);
+            RANS_STEP_C(4, 4, s4); RANS_STEP_C(5, 5, s5); RANS_STEP_C(6, 6, s6); RANS_STEP_C(7, 7, s7);
+#undef cb
+            if (bits == 8) {
+                o[0] = s0, o[1] = s1, o[2] = s2, o[3] = s3, o[4] = s4, o[5] = s5, o[6] = s6, o[7] = s7;
+                o += 8;
+            } else {
+                o[0] = (uint8_t)(s0 | s1 << 4), o[1] = (uint8_t)(s2 | s3 << 4);
+                o[2] = (uint8_t)(s4 | s5 << 4), o[3] = (uint8_t)(s6 | s7 << 4);
+                o += 4;
+            }
+        }
+        uint32_t tail = chunk % 8; /* only in the segment's last chunk */
+        if (tail) {
+            if (ELLM_UNLIKELY(p > lim)) return past_end(segment, err);
+            const uint8_t *c8 = cb + 8 * rounds;
+            uint8_t t[EC_RANS_MAX_STATES] = {0};
+#define cb c8
+            if (tail > 0) RANS_STEP_C(0, 0, t[0]);
+            if (tail > 1) RANS_STEP_C(1, 1, t[1]);
+            if (tail > 2) RANS_STEP_C(2, 2, t[2]);
+            if (tail > 3) RANS_STEP_C(3, 3, t[3]);
+            if (tail > 4) RANS_STEP_C(4, 4, t[4]);
+            if (tail > 5) RANS_STEP_C(5, 5, t[5]);
+            if (tail > 6) RANS_STEP_C(6, 6, t[6]);
+#undef cb
+            if (bits == 8) memcpy(o, t, tail);
+            else
+                for (uint32_t k = 0; k < tail; k += 2) o[k / 2] = (uint8_t)(t[k] | (k + 1 < tail ? t[k + 1] << 4 : 0));
+        }
+        done += chunk;
+    }
+    const uint32_t x[8] = {x0, x1, x2, x3, x4, x5, x6, x7};
+    return end_checks(segment, (size_t)(p - seg), seg_bytes, x, 8, err);
+}
+
 /* Any number of states and classes, one symbol at a time; every word read
  * is checked against the segment's end. Small tensors use this. */
 static ellm_status rans_decode_any(const ec_rans_tables *r, int bits, uint64_t segment, uint64_t first,
@@ -524,7 +618,10 @@ ellm_status ec_rans_decode_segment(const ec_view *v, uint64_t segment, const uin
         return ellm_fail(err, ELLM_E_FORMAT, "segment %llu: %zu bytes cannot hold the %d rans states",
                          (unsigned long long)segment, seg_bytes, m->n_states);
     uint8_t *o = out + ec_segment_out_offset(v, segment);
-    if (m->n_states != EC_RANS_MAX_STATES || m->n_classes != 1)
+    if (m->n_states == EC_RANS_MAX_STATES && m->n_classes > 1)
+        return rans_decode8_classes(r, v->bits, segment, segment * v->segment_symbols, seg, seg_bytes, count,
+                                    readable_end, o, err);
+    if (m->n_states != EC_RANS_MAX_STATES)
         return rans_decode_any(r, v->bits, segment, segment * v->segment_symbols, seg, seg_bytes, count, o, err);
     if (m->scale_bits == EC_RANS_SCALE_BITS)
         return rans_decode8(r, EC_RANS_SCALE_BITS, v->bits, segment, seg, seg_bytes, count, readable_end, o, err);

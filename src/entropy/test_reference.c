@@ -283,7 +283,7 @@ int main(void) {
     for (int bits = 8; bits >= 4; bits -= 4)
         for (int axis = 0; axis < 2; axis++)
             for (size_t si = 0; si < ELLM_ARRAY_LEN(segs); si++) {
-                const uint64_t rows = 120, cols = 70, n = rows * cols;
+                const uint64_t rows = si % 2 ? 120 : 310, cols = si % 2 ? 70 : 230, n = rows * cols; /* 1 and 8 states */
                 uint8_t *sym = malloc(n), *back = malloc(n), *block;
                 size_t size;
                 ellm_error err;

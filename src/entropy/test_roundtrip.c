@@ -129,7 +129,9 @@ int main(void) {
         for (int axis = 0; axis < 2; axis++) {
             roundtrip_classes(bits, axis, 96, 64, 0);
             roundtrip_classes(bits, axis, 96, 64, 1000); /* segments start mid-row */
-            roundtrip_classes(bits, axis, 300, 258, 4098);
+            roundtrip_classes(bits, axis, 300, 258, 4098); /* 8 states: the unrolled loop, chunked classes */
+            roundtrip_classes(bits, axis, 300, 258, 0);
+            roundtrip_classes(bits, axis, 257, 1031, 10002);
         }
     /* A long segment exercises the interleaved fast loops for many rounds. */
     for (int c = 0; c < 2; c++)

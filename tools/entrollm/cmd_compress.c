@@ -23,7 +23,7 @@ static void usage(FILE *out) {
             "  --granularity G          tensor|row|group:N  scales per tensor (default), per row or\n"
             "                           per N consecutive weights (N even)\n"
             "  --coder C                auto|huffman|rans|raw (default auto: per tensor the smallest\n"
-            "                           of raw, Huffman, rANS; on tensors of 1M+ weights a slower\n"
+            "                           of raw, Huffman, rANS; on tensors of 64K+ weights a slower\n"
             "                           decoder only if >= 1%% smaller; raw = plain integers)\n"
             "  --segment S              symbols per segment (even; default chosen by the coder)\n"
             "  --keep LIST              keep tensors in float: none or a comma list of\n"
