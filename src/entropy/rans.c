@@ -248,6 +248,7 @@ ellm_status ec_rans_choose(const uint8_t *symbols, uint64_t n, int bits, uint64_
     uint64_t hist[256];
     ec_histogram(symbols, n, 256, hist);
     double best = choose_weights(hist, alphabet, bits, c->model.scale_bits, c->z[0], &c->k[0]);
+    const double one_table = best;
     if (!ec_rans_freqs_from_weights(c->z[0], alphabet, c->model.scale_bits, c->model.freq[0]))
         return ellm_fail(err, ELLM_E_INTERNAL, "rans: no frequencies for %llu symbols", (unsigned long long)n);
     if (!row_len || n % row_len || n > CLASS_MAX_SYMBOLS) return ELLM_OK;
@@ -273,11 +274,14 @@ ellm_status ec_rans_choose(const uint8_t *symbols, uint64_t n, int bits, uint64_
         for (int k = 2; k <= EC_RANS_MAX_CLASSES; k++) {
             refine_classes(&cs, spread, k, cls);
             int used = compact_classes(&cs, cls, k);
-            if (used < 2) continue;
+            if (used < 2) break;
             memset(trial, 0, sizeof *trial);
             trial->model = c->model;
             double cost = classes_cost(&cs, cls, used, trial);
             cost += 8.0 * (double)ec_varint_size(row_len * 2 + (uint64_t)axis);
+            /* Lines that gain nothing from two classes (i.i.d. weights)
+             * will not from more: stop searching this axis. */
+            if (cost >= one_table && k == 2) break;
             if (cost < best) {
                 best = cost;
                 uint8_t *keep = malloc(cs.n_lines);
