@@ -1,12 +1,15 @@
 /*
  * decode.c - every segment of every block is one task of one pool job.
  *
- * Task t decodes global segment perm[t], where perm is a fixed-seed
- * Fisher-Yates permutation of all segments: consecutive tasks (taken by
- * different threads) land on unrelated segments, so runs of long or short
- * codes in one region of a tensor spread over all threads. A global segment
- * index is mapped to (block, segment) by binary search in the prefix sums of
- * the blocks' segment counts.
+ * Task t decodes global segment perm[t]. The blocks come one after the
+ * other, and within each block perm is a fixed-seed Fisher-Yates
+ * permutation of its segments: consecutive tasks (taken by different
+ * threads) land on unrelated segments of the same tensor, so runs of long or
+ * short codes in one region of a tensor spread over all threads, while the
+ * threads share one tensor's decode tables at a time (a permutation over all
+ * blocks made every task fetch another tensor's tables into its cache). A
+ * global segment index is mapped to (block, segment) by binary search in the
+ * prefix sums of the blocks' segment counts.
  */
 #include "decode/decode.h"
 
@@ -94,11 +97,14 @@ ellm_status ellm_decode_blocks(const ec_view *views, const char *const *names, u
     for (uint64_t i = 0; i < total; i++) perm[i] = i;
     ellm_rng rng;
     ellm_rng_seed(&rng, DECODE_SHUFFLE_SEED);
-    for (uint64_t i = total - 1; i > 0; i--) {
-        uint64_t k = ellm_rng_next(&rng) % (i + 1);
-        uint64_t t = perm[i];
-        perm[i] = perm[k];
-        perm[k] = t;
+    for (size_t v = 0; v < n_views; v++) {
+        uint64_t *seg = perm + first[v], count = first[v + 1] - first[v];
+        for (uint64_t i = count; i-- > 1;) {
+            uint64_t k = ellm_rng_next(&rng) % (i + 1);
+            uint64_t t = seg[i];
+            seg[i] = seg[k];
+            seg[k] = t;
+        }
     }
     decode_job job = {.views = views, .outs = outs, .n_views = n_views, .first = first, .perm = perm};
     atomic_init(&job.failed, 0);
