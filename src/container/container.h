@@ -59,6 +59,7 @@ struct ellm_file {
     char *path;
     ellm_mmap map;
     uint32_t version;
+    uint64_t meta_size, dir_size; /* bytes of metadata JSON and directory */
     char *metadata_json;      /* NUL-terminated copy */
     size_t n_tensors;
     ellm_ftensor *tensors;

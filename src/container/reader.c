@@ -247,6 +247,8 @@ ellm_status ellm_file_open(const char *path, ellm_file **out, ellm_error *err) {
                       (unsigned long long)(h.file_size - h.dir_size), (unsigned long long)h.file_size);
     if (!s) {
         f->version = h.version;
+        f->meta_size = h.meta_size;
+        f->dir_size = h.dir_size;
         f->metadata_json = ellm_malloc((size_t)h.meta_size + 1, err);
         if (!f->metadata_json) s = ELLM_E_NOMEM;
     }
