@@ -74,8 +74,7 @@ static char *build_metadata(const src_model *src, const ellm_compress_options *o
         if (o->keep & (1u << i)) json_array_append_new(keep, json_string(keep_names[i]));
     /* No "format"/"format_version": the header's magic and version say it. */
     json_t *meta = json_pack("{s:s, s:{s:s, s:s, s:s, s:I}, s:o, s:{s:i, s:s, s:s, s:I, s:s, s:I, s:o}}",
-                             "producer",
-                             "entrollm " ELLM_VERSION_STRING, "source", "path", src->path, "format", src->format,
+                             "producer", "entrollm " ELLM_VERSION_STRING, "source", "path", src->path, "format", src->format,
                              "checksum_xxh3", checksum, "bytes", (json_int_t)src->source_bytes, "config", config,
                              "quantization", "bits", o->bits, "scheme",
                              o->scheme == ELLM_SCHEME_AUTO ? "auto" : ellm_scheme_name(o->scheme), "granularity",
