@@ -2,7 +2,11 @@
  * fuzz_ellm.c - libFuzzer target for the .ellm reader: arbitrary bytes are
  * opened, every tensor verified, described and loaded. Must never crash, hang or read
  * out of bounds; errors are fine. Build: cmake -DELLM_FUZZ=ON with clang.
- * Run with scripts/fuzz.sh (seeds: files written by `entrollm compress`).
+ * Run with scripts/fuzz.sh (seeds: stories260K compressed by the script, and
+ * fuzz_seeds/fuzz_ellm/: an 11-tensor model of `entrollm synth` (hidden 8,
+ * one layer, vocab 16) compressed uint4 Huffman, uint8 rANS per row, uint4 raw
+ * groups of 4 with float norms, uint8 auto - small, so that mutations reach
+ * the directory often; re-make them when the format version changes).
  */
 #include <stdio.h>
 #include <stdlib.h>
