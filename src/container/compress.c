@@ -72,9 +72,9 @@ static char *build_metadata(const src_model *src, const ellm_compress_options *o
     const char *keep_names[] = {"norms", "embeddings", "output", "biases"};
     for (int i = 0; i < 4; i++)
         if (o->keep & (1u << i)) json_array_append_new(keep, json_string(keep_names[i]));
-    json_t *meta = json_pack("{s:s, s:i, s:s, s:{s:s, s:s, s:s, s:I}, s:o, s:{s:i, s:s, s:s, s:I, s:s, s:I, s:o}}",
-                             "format", "entrollm", "format_version", ELLM_FORMAT_VERSION, "producer",
-                             "entrollm " ELLM_VERSION_STRING, "source", "path", src->path, "format", src->format,
+    /* No "format"/"format_version": the header's magic and version say it. */
+    json_t *meta = json_pack("{s:s, s:{s:s, s:s, s:s, s:I}, s:o, s:{s:i, s:s, s:s, s:I, s:s, s:I, s:o}}",
+                             "producer", "entrollm " ELLM_VERSION_STRING, "source", "path", src->path, "format", src->format,
                              "checksum_xxh3", checksum, "bytes", (json_int_t)src->source_bytes, "config", config,
                              "quantization", "bits", o->bits, "scheme",
                              o->scheme == ELLM_SCHEME_AUTO ? "auto" : ellm_scheme_name(o->scheme), "granularity",

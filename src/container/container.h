@@ -15,11 +15,12 @@
 #include "quant/quant.h"
 
 #define ELLM_MAGIC "ENTROLLM"
-#define ELLM_FORMAT_VERSION 1
-#define ELLM_ALIGN 8
-#define ELLM_HEADER_SIZE 128
+#define ELLM_FORMAT_VERSION 2
+#define ELLM_HEADER_SIZE 64
 
-/* One tensor as recorded in the directory. Pointers point into the mmap. */
+/* One tensor as recorded in the directory. Pointers point into the mmap and
+ * carry no alignment: payloads lie back to back, so read through them with
+ * ellm_le32/memcpy only. */
 typedef struct ellm_ftensor {
     char *name;
     int n_dims;
@@ -27,27 +28,30 @@ typedef struct ellm_ftensor {
     uint64_t n;
     ellm_scheme scheme;       /* ELLM_SCHEME_FLOAT for kept tensors */
     int bits;                 /* 8 or 4; 32 for float-kept tensors */
-    ellm_granularity granularity;
-    uint64_t group_size;
+    ellm_granularity granularity; /* derived from group_size (FORMAT.md) */
+    uint64_t group_size;      /* 1..n; 0 for float */
     uint64_t n_groups;
     ellm_coder coder;
-    double entropy_bits;      /* of the integers, measured at compression */
-    uint64_t payload_offset;  /* absolute; ELLM_ALIGN-aligned */
+    double entropy_bits;      /* of the integers, measured at compression, to 1/4096 bit; 32 for float */
+    uint64_t payload_offset;  /* absolute; implied by the sizes before it */
     uint64_t payload_size;
-    uint64_t payload_checksum;
+    uint32_t payload_checksum; /* low 32 bits of XXH3-64 of the payload */
     /* Inside the payload (all offsets relative to payload_offset):
-     * scales: n_groups float32 at 0; zeros: n_groups uint8 after them;
-     * the coded block (or raw data) at block_offset (>= 5 * n_groups). */
+     * scales: n_groups little-endian f32 at 0; zeros: n_groups uint8 after
+     * them; the coded block (or raw data) at block_offset = 5 * n_groups. */
     uint64_t block_offset;
     uint64_t block_size;
-    const float *scales;
+    const uint8_t *scales;    /* unaligned bytes: decode with ellm_le32 */
     const uint8_t *zeros;
     const uint8_t *block;
 } ellm_ftensor;
 
 typedef struct ellm_fblob {
     char *name;
-    uint64_t offset, size, checksum;
+    uint64_t offset, size;
+    /* XXH3-64 of the bytes, computed on open once it matched the stored
+     * low 32 bits (so a later re-check of the bytes compares with it). */
+    uint64_t checksum;
     const uint8_t *data;
 } ellm_fblob;
 
@@ -55,6 +59,7 @@ struct ellm_file {
     char *path;
     ellm_mmap map;
     uint32_t version;
+    uint64_t meta_size, dir_size; /* bytes of metadata JSON and directory */
     char *metadata_json;      /* NUL-terminated copy */
     size_t n_tensors;
     ellm_ftensor *tensors;
@@ -84,6 +89,8 @@ typedef struct ellm_writer ellm_writer;
 
 ellm_status ellm_writer_open(const char *path, const char *metadata_json, ellm_writer **out,
                              ellm_error *err);
+/* Blobs come first: adding one after a tensor fails with ELLM_E_ARG (the
+ * reader finds payloads by summing sizes, blobs before tensors). */
 ellm_status ellm_writer_add_blob(ellm_writer *w, const char *name, const uint8_t *data, size_t size,
                                  ellm_error *err);
 

@@ -68,7 +68,7 @@ static ellm_status prepare_tensor(const ellm_ftensor *t, ellm_qtensor *q, ellm_e
     q->qp.zeros = ellm_malloc(t->n_groups, err);
     if (!q->qp.scales || !q->qp.zeros) return ELLM_E_NOMEM;
     for (uint64_t g = 0; g < t->n_groups; g++) {
-        uint32_t b = ellm_le32((const uint8_t *)t->scales + 4 * g);
+        uint32_t b = ellm_le32(t->scales + 4 * g); /* payloads are unaligned */
         memcpy(&q->qp.scales[g], &b, 4);
     }
     memcpy(q->qp.zeros, t->zeros, t->n_groups);

@@ -61,24 +61,35 @@ static ellm_status read_name(dir_cursor *c, const char *prev, char **name, ellm_
     return ELLM_OK;
 }
 
-static bool range_ok(uint64_t offset, uint64_t size, uint64_t limit) {
+/* Where the next payload starts, and where the payloads must end (the
+ * directory's first byte): offsets are implied by the sizes (FORMAT.md). */
+typedef struct payload_cursor {
+    uint64_t next, end;
+} payload_cursor;
+
+/* Claims the next `size` payload bytes; false if they run into the directory. */
+static bool take_payload(payload_cursor *pc, uint64_t size, uint64_t *offset) {
     uint64_t end;
-    return ellm_add_u64(offset, size, &end) && end <= limit;
+    if (!ellm_add_u64(pc->next, size, &end) || end > pc->end) return false;
+    *offset = pc->next;
+    pc->next = end;
+    return true;
 }
 
-static ellm_status parse_blob(dir_cursor *c, const ellm_mmap *map, const char *prev, ellm_fblob *b,
-                              ellm_error *err) {
+static ellm_status parse_blob(dir_cursor *c, const ellm_mmap *map, payload_cursor *pc, const char *prev,
+                              ellm_fblob *b, ellm_error *err) {
     ellm_status s = read_name(c, prev, &b->name, err);
-    if (s || (s = read_varint(c, "blob offset", &b->offset, err)) || (s = read_varint(c, "blob size", &b->size, err)) ||
-        (s = need(c, 8, "a blob checksum", err)))
-        return s;
-    b->checksum = ellm_le64(c->p);
-    c->p += 8;
-    if (!range_ok(b->offset, b->size, map->size))
-        return ellm_fail(err, ELLM_E_FORMAT, "%s: blob %s (offset %llu, %llu bytes) lies outside the file", c->path,
-                         b->name, (unsigned long long)b->offset, (unsigned long long)b->size);
+    if (s || (s = read_varint(c, "blob size", &b->size, err)) || (s = need(c, 4, "a blob checksum", err))) return s;
+    uint32_t stored = ellm_le32(c->p);
+    c->p += 4;
+    if (!take_payload(pc, b->size, &b->offset))
+        return ellm_fail(err, ELLM_E_FORMAT,
+                         "%s: blob %s (%llu bytes from byte %llu) runs past the payload area ending at byte %llu",
+                         c->path, b->name, (unsigned long long)b->size, (unsigned long long)pc->next,
+                         (unsigned long long)pc->end);
     b->data = map->data + b->offset;
-    if (ELLM_CHECKSUM_DIFFERS(ellm_checksum(b->data, b->size), b->checksum))
+    b->checksum = ellm_checksum(b->data, b->size);
+    if (ELLM_CHECKSUM_DIFFERS((uint32_t)b->checksum, stored))
         return ellm_fail(err, ELLM_E_CHECKSUM, "%s: blob %s: checksum mismatch (bytes %llu..%llu are corrupted)",
                          c->path, b->name, (unsigned long long)b->offset,
                          (unsigned long long)(b->offset + b->size));
@@ -96,108 +107,125 @@ static ellm_status tensor_bad(ellm_error *err, const char *path, const char *nam
     return ellm_fail(err, ELLM_E_FORMAT, "%s: tensor %s: %s", path, name, msg);
 }
 
-/* Checks a tensor record's fields are consistent with each other and the file. */
-static ellm_status validate_tensor(const char *path, const ellm_ftensor *t, uint64_t file_size,
-                                   ellm_error *err) {
+/* Checks the kind byte's fields fit each other: float <=> bits 32 <=> coder
+ * raw <=> group_size 0. */
+static ellm_status validate_kind(const char *path, const ellm_ftensor *t, uint64_t stored_group, ellm_error *err) {
 #define BAD(...) tensor_bad(err, path, t->name, __VA_ARGS__)
-    if (t->n_dims < 1 || t->n_dims > 4) return BAD("has %d dimensions (1..4 allowed)", t->n_dims);
     const bool is_float = t->scheme == ELLM_SCHEME_FLOAT;
-    if (is_float ? t->bits != 32 : (t->bits != 8 && t->bits != 4))
-        return BAD("bits %d do not fit scheme %d", t->bits, (int)t->scheme);
-    if ((int)t->scheme < 0 || t->scheme > ELLM_SCHEME_FLOAT) return BAD("unknown scheme %d", (int)t->scheme);
-    if ((int)t->granularity < 0 || t->granularity > ELLM_GRAN_GROUP)
-        return BAD("unknown granularity %d", (int)t->granularity);
-    if ((int)t->coder < 0 || t->coder > ELLM_CODER_RANS) return BAD("unknown coder %d", (int)t->coder);
+    if (t->bits == 0) return BAD("unknown bits code 3");
+    if (is_float != (t->bits == 32)) return BAD("bits %d do not fit scheme %d", t->bits, (int)t->scheme);
+    if (t->coder > ELLM_CODER_RANS) return BAD("unknown coder %d", (int)t->coder);
     if (is_float && t->coder != ELLM_CODER_RAW) return BAD("float tensor with a coder");
-    if (!is_float && (t->group_size == 0 || t->group_size > t->n))
-        return BAD("group size %llu does not fit %llu elements", (unsigned long long)t->group_size,
-                   (unsigned long long)t->n);
-    if (is_float && t->group_size != 0) return BAD("float tensor with quantization groups");
-    if (t->payload_offset % ELLM_ALIGN || !range_ok(t->payload_offset, t->payload_size, file_size) ||
-        t->payload_offset < ELLM_HEADER_SIZE)
-        return BAD("payload (offset %llu, %llu bytes) is misaligned or outside the file",
-                                (unsigned long long)t->payload_offset, (unsigned long long)t->payload_size);
-    if (t->block_offset < t->n_groups * 5 ||
-        !range_ok(t->block_offset, t->block_size, t->payload_size) ||
-        t->block_offset + t->block_size != t->payload_size)
-        return BAD("data block (offset %llu, %llu bytes) does not fit its payload of %llu bytes",
-                                (unsigned long long)t->block_offset, (unsigned long long)t->block_size,
-                                (unsigned long long)t->payload_size);
-    uint64_t want = is_float ? t->n * 4 : ec_decoded_bytes(t->bits, t->n);
-    if ((is_float || t->coder == ELLM_CODER_RAW) && t->block_size != want)
-        return BAD("holds %llu bytes of plain data, its shape needs %llu",
-                                (unsigned long long)t->block_size, (unsigned long long)want);
+    if (is_float && stored_group != 0) return BAD("float tensor with quantization groups");
+    /* 0 is the only spelling of "the whole tensor": one record, one encoding. */
+    if (!is_float && stored_group >= t->n)
+        return BAD("group size %llu must be below its %llu elements (0 stands for the whole tensor)",
+                   (unsigned long long)stored_group, (unsigned long long)t->n);
 #undef BAD
     return ELLM_OK;
 }
 
-static ellm_status parse_tensor(dir_cursor *c, const ellm_mmap *map, const char *prev, ellm_ftensor *t,
-                                ellm_error *err) {
+/* Group size stored -> group_size, n_groups, granularity (FORMAT.md). */
+static void derive_groups(ellm_ftensor *t, uint64_t stored_group) {
+    if (t->scheme == ELLM_SCHEME_FLOAT) {
+        t->group_size = t->n_groups = 0;
+        t->granularity = ELLM_GRAN_TENSOR;
+        return;
+    }
+    t->group_size = stored_group ? stored_group : t->n;
+    t->n_groups = t->n / t->group_size + (t->n % t->group_size != 0);
+    uint64_t row = (uint64_t)t->shape[t->n_dims - 1];
+    t->granularity = t->group_size == t->n ? ELLM_GRAN_TENSOR : t->group_size == row ? ELLM_GRAN_ROW : ELLM_GRAN_GROUP;
+}
+
+/* Checks the payload's parts against its size and the tensor's shape. */
+static ellm_status validate_payload(const char *path, const ellm_ftensor *t, ellm_error *err) {
+#define BAD(...) tensor_bad(err, path, t->name, __VA_ARGS__)
+    if (t->payload_size < t->block_offset)
+        return BAD("payload of %llu bytes is shorter than its %llu scales and zero points",
+                   (unsigned long long)t->payload_size, (unsigned long long)t->n_groups);
+    uint64_t want = t->scheme == ELLM_SCHEME_FLOAT ? t->n * 4 : ec_decoded_bytes(t->bits, t->n);
+    if (t->coder == ELLM_CODER_RAW && t->block_size != want)
+        return BAD("holds %llu bytes of plain data, its shape needs %llu", (unsigned long long)t->block_size,
+                   (unsigned long long)want);
+#undef BAD
+    return ELLM_OK;
+}
+
+static ellm_status parse_tensor(dir_cursor *c, const ellm_mmap *map, payload_cursor *pc, const char *prev,
+                                ellm_ftensor *t, ellm_error *err) {
     ellm_status s = read_name(c, prev, &t->name, err);
-    if (s || (s = need(c, 5, "a tensor record", err))) return s;
-    t->n_dims = c->p[0];
-    t->scheme = (ellm_scheme)c->p[1];
-    t->bits = c->p[2];
-    t->coder = (ellm_coder)c->p[3];
-    t->granularity = (ellm_granularity)c->p[4];
-    c->p += 5;
-    if (t->n_dims < 1 || t->n_dims > 4)
-        return ellm_fail(err, ELLM_E_FORMAT, "%s: tensor %s has %d dimensions (1..4 allowed)", c->path, t->name,
-                         t->n_dims);
+    if (s || (s = need(c, 1, "a tensor record", err))) return s;
+    int scheme, coder;
+    ellm_kind_unpack(*c->p++, &t->n_dims, &scheme, &coder, &t->bits);
+    t->scheme = (ellm_scheme)scheme;
+    t->coder = (ellm_coder)coder;
     t->n = 1;
     for (int d = 0; d < t->n_dims; d++) {
         uint64_t dim;
         if ((s = read_varint(c, "tensor dimension", &dim, err))) return s;
-        t->shape[d] = (int64_t)dim;
+        t->shape[d] = (int64_t)ELLM_MIN(dim, INT64_MAX);
         if (dim == 0 || dim > (1ull << 48) || !ellm_mul_u64(t->n, dim, &t->n) || t->n > (1ull << 48))
             return ellm_fail(err, ELLM_E_FORMAT, "%s: tensor %s has a bad dimension %llu", c->path, t->name,
                              (unsigned long long)dim);
     }
-    if ((s = read_varint(c, "group size", &t->group_size, err)) || (s = need(c, 4, "entropy", err))) return s;
-    uint32_t ebits = ellm_le32(c->p);
-    float entropy;
-    memcpy(&entropy, &ebits, 4);
-    t->entropy_bits = entropy;
+    uint64_t stored_group;
+    if ((s = read_varint(c, "group size", &stored_group, err))) return s;
+    if ((s = validate_kind(c->path, t, stored_group, err))) return s;
+    derive_groups(t, stored_group);
+    if ((s = need(c, 2, "entropy", err))) return s;
+    uint16_t entropy = ellm_le16(c->p);
+    c->p += 2;
+    /* Float tensors store 0; they cost 32 bits a weight, which is what every
+     * bits-per-weight sum over the directory wants to see. */
+    t->entropy_bits = t->scheme == ELLM_SCHEME_FLOAT ? 32.0 : (double)entropy / ELLM_ENTROPY_UNIT;
+    if ((s = read_varint(c, "payload size", &t->payload_size, err)) || (s = need(c, 4, "a checksum", err))) return s;
+    t->payload_checksum = ellm_le32(c->p);
     c->p += 4;
-    if ((s = read_varint(c, "payload offset", &t->payload_offset, err)) ||
-        (s = read_varint(c, "payload size", &t->payload_size, err)) ||
-        (s = read_varint(c, "block offset", &t->block_offset, err)) || (s = need(c, 8, "a checksum", err)))
-        return s;
-    t->payload_checksum = ellm_le64(c->p);
-    c->p += 8;
-    t->n_groups = t->group_size ? t->n / t->group_size + (t->n % t->group_size != 0) : 0;
-    t->block_size = t->block_offset <= t->payload_size ? t->payload_size - t->block_offset : 0;
-    if ((s = validate_tensor(c->path, t, map->size, err))) return s;
+    if (!take_payload(pc, t->payload_size, &t->payload_offset))
+        return tensor_bad(err, c->path, t->name, "payload (%llu bytes from byte %llu) runs past the payload area ending at byte %llu",
+                          (unsigned long long)t->payload_size, (unsigned long long)pc->next,
+                          (unsigned long long)pc->end);
+    t->block_offset = 5 * t->n_groups;
+    t->block_size = t->payload_size >= t->block_offset ? t->payload_size - t->block_offset : 0;
+    if ((s = validate_payload(c->path, t, err))) return s;
     const uint8_t *payload = map->data + t->payload_offset;
-    t->scales = (const float *)payload; /* 8-byte aligned payload: the f32 scales are aligned */
+    t->scales = payload;
     t->zeros = payload + 4 * t->n_groups;
     t->block = payload + t->block_offset;
     return ELLM_OK;
 }
 
 static ellm_status parse_directory(ellm_file *f, const ellm_header *h, ellm_error *err) {
-    dir_cursor c = {f->map.data + h->dir_offset, f->map.data + h->dir_offset + h->dir_size, f->path,
-                    h->dir_offset, f->map.data + h->dir_offset};
-    /* Every record takes at least 2 + fixed bytes: bound the counts first. */
-    if (h->n_blobs > h->dir_size / ELLM_MIN_BLOB_RECORD || h->n_tensors > h->dir_size / ELLM_MIN_TENSOR_RECORD)
-        return ellm_fail(err, ELLM_E_FORMAT, "%s: directory of %llu bytes cannot hold %llu blobs and %llu tensors",
-                         f->path, (unsigned long long)h->dir_size, (unsigned long long)h->n_blobs,
-                         (unsigned long long)h->n_tensors);
-    f->blobs = ellm_calloc((size_t)h->n_blobs, sizeof *f->blobs, err);
-    f->tensors = ellm_calloc((size_t)h->n_tensors, sizeof *f->tensors, err);
+    uint64_t dir_offset = h->file_size - h->dir_size;
+    dir_cursor c = {f->map.data + dir_offset, f->map.data + h->file_size, f->path, dir_offset,
+                    f->map.data + dir_offset};
+    payload_cursor pc = {ELLM_HEADER_SIZE + (uint64_t)h->meta_size, dir_offset};
+    /* Every record takes at least a few bytes: bound the counts first. */
+    if ((uint64_t)h->n_blobs * ELLM_MIN_BLOB_RECORD + (uint64_t)h->n_tensors * ELLM_MIN_TENSOR_RECORD > h->dir_size)
+        return ellm_fail(err, ELLM_E_FORMAT, "%s: directory of %u bytes cannot hold %u blobs and %u tensors", f->path,
+                         h->dir_size, h->n_blobs, h->n_tensors);
+    f->blobs = ellm_calloc(h->n_blobs ? h->n_blobs : 1, sizeof *f->blobs, err);
+    f->tensors = ellm_calloc(h->n_tensors ? h->n_tensors : 1, sizeof *f->tensors, err);
     if (!f->blobs || !f->tensors) return ELLM_E_NOMEM;
     ellm_status s;
-    for (uint64_t i = 0; i < h->n_blobs; i++) {
+    for (uint32_t i = 0; i < h->n_blobs; i++) {
         f->n_blobs++;
-        if ((s = parse_blob(&c, &f->map, i ? f->blobs[i - 1].name : NULL, &f->blobs[i], err))) return s;
+        if ((s = parse_blob(&c, &f->map, &pc, i ? f->blobs[i - 1].name : NULL, &f->blobs[i], err))) return s;
     }
-    for (uint64_t i = 0; i < h->n_tensors; i++) {
+    for (uint32_t i = 0; i < h->n_tensors; i++) {
         f->n_tensors++;
-        if ((s = parse_tensor(&c, &f->map, i ? f->tensors[i - 1].name : NULL, &f->tensors[i], err))) return s;
+        if ((s = parse_tensor(&c, &f->map, &pc, i ? f->tensors[i - 1].name : NULL, &f->tensors[i], err))) return s;
     }
     if (c.p != c.end)
-        return ellm_fail(err, ELLM_E_FORMAT, "%s: %lld unexpected bytes at the end of the directory", f->path,
-                         (long long)(c.end - c.p));
+        return ellm_fail(err, ELLM_E_FORMAT, "%s: %lld unexpected bytes at the end of the directory (from byte %llu)",
+                         f->path, (long long)(c.end - c.p), (unsigned long long)(c.base + (uint64_t)(c.p - c.start)));
+    if (pc.next != pc.end)
+        return ellm_fail(err, ELLM_E_FORMAT,
+                         "%s: the payloads end at byte %llu but the directory starts at byte %llu (%llu bytes "
+                         "unaccounted for)",
+                         f->path, (unsigned long long)pc.next, (unsigned long long)pc.end,
+                         (unsigned long long)(pc.end - pc.next));
     return ELLM_OK;
 }
 
@@ -209,19 +237,23 @@ ellm_status ellm_file_open(const char *path, ellm_file **out, ellm_error *err) {
     ellm_status s = f->path ? ellm_mmap_open(path, &f->map, err) : ellm_fail(err, ELLM_E_NOMEM, "out of memory");
     ellm_header h;
     if (!s) s = ellm_header_decode(f->map.data, f->map.size, path, &h, err);
-    if (!s && ELLM_CHECKSUM_DIFFERS(ellm_checksum(f->map.data + h.meta_offset, h.meta_size), h.meta_checksum))
-        s = ellm_fail(err, ELLM_E_CHECKSUM, "%s: metadata checksum mismatch (bytes %llu..%llu are corrupted)", path,
-                      (unsigned long long)h.meta_offset, (unsigned long long)(h.meta_offset + h.meta_size));
-    if (!s && ELLM_CHECKSUM_DIFFERS(ellm_checksum(f->map.data + h.dir_offset, h.dir_size), h.dir_checksum))
+    const uint8_t *meta = s ? NULL : f->map.data + ELLM_HEADER_SIZE;
+    if (!s && ELLM_CHECKSUM_DIFFERS(ellm_checksum(meta, h.meta_size), h.meta_checksum))
+        s = ellm_fail(err, ELLM_E_CHECKSUM, "%s: metadata checksum mismatch (bytes %d..%llu are corrupted)", path,
+                      ELLM_HEADER_SIZE, (unsigned long long)ELLM_HEADER_SIZE + h.meta_size);
+    if (!s && ELLM_CHECKSUM_DIFFERS(ellm_checksum(f->map.data + h.file_size - h.dir_size, h.dir_size),
+                                    h.dir_checksum))
         s = ellm_fail(err, ELLM_E_CHECKSUM, "%s: directory checksum mismatch (bytes %llu..%llu are corrupted)", path,
-                      (unsigned long long)h.dir_offset, (unsigned long long)(h.dir_offset + h.dir_size));
+                      (unsigned long long)(h.file_size - h.dir_size), (unsigned long long)h.file_size);
     if (!s) {
         f->version = h.version;
-        f->metadata_json = ellm_malloc(h.meta_size + 1, err);
+        f->meta_size = h.meta_size;
+        f->dir_size = h.dir_size;
+        f->metadata_json = ellm_malloc((size_t)h.meta_size + 1, err);
         if (!f->metadata_json) s = ELLM_E_NOMEM;
     }
     if (!s) {
-        memcpy(f->metadata_json, f->map.data + h.meta_offset, h.meta_size);
+        memcpy(f->metadata_json, meta, h.meta_size);
         f->metadata_json[h.meta_size] = 0;
         s = parse_directory(f, &h, err);
     }
@@ -262,7 +294,7 @@ const ellm_fblob *ellm_file_blob(const ellm_file *f, const char *name) {
 
 ellm_status ellm_file_check_tensor(const ellm_file *f, size_t index, ellm_error *err) {
     const ellm_ftensor *t = &f->tensors[index];
-    uint64_t got = ellm_checksum(f->map.data + t->payload_offset, t->payload_size);
+    uint32_t got = ellm_checksum32(f->map.data + t->payload_offset, t->payload_size);
     if (ELLM_CHECKSUM_DIFFERS(got, t->payload_checksum))
         return ellm_fail(err, ELLM_E_CHECKSUM,
                          "%s: tensor %s: payload checksum mismatch (bytes %llu..%llu are corrupted)", f->path,

@@ -15,7 +15,8 @@ static void info_usage(FILE *out) {
     fprintf(out, "Usage: entrollm info FILE.ellm [--json]\n\n"
                  "Prints the metadata of a .ellm file (source, configuration, quantization) and every\n"
                  "tensor: shape, scheme, bits, granularity, coder, segments, entropy and coded size.\n"
-                 "The header and directory checksums are checked on open.\n");
+                 "The header and directory checksums are checked on open. The summary gives the bytes\n"
+                 "the container adds (header, metadata JSON, directory) to the payloads and blobs.\n");
 }
 
 static json_t *tensor_json(const ellm_tensor_info *t) {
@@ -47,7 +48,10 @@ int cmd_info(int argc, char **argv) {
     ellm_error err = {0};
     if (ellm_file_open(path, &f, &err)) return cli_report_error(&err);
 
-    uint64_t params = 0, payload = 0, file_bytes = f->map.size;
+    uint64_t params = 0, payload = 0, file_bytes = f->map.size, blob_bytes = 0;
+    for (size_t i = 0; i < f->n_blobs; i++) blob_bytes += f->blobs[i].size;
+    /* file = header + metadata + blobs + payloads + directory (docs/FORMAT.md) */
+    const uint64_t header_bytes = ELLM_HEADER_SIZE;
     double entropy_sum = 0;
     json_t *tensors = json_array();
     if (!json) printf("%-44s %-16s %-10s %4s %-6s %-7s %8s %8s %8s\n", "tensor", "shape", "scheme", "bits", "gran",
@@ -76,9 +80,11 @@ int cmd_info(int argc, char **argv) {
         for (size_t i = 0; i < f->n_blobs; i++)
             json_array_append_new(blobs, json_pack("{s:s, s:I}", "name", f->blobs[i].name, "bytes",
                                                    (json_int_t)f->blobs[i].size));
-        json_t *root = json_pack("{s:s, s:i, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:o, s:o}", "file", path,
-                                 "format_version", (int)f->version, "file_bytes", (json_int_t)file_bytes, "params",
-                                 (json_int_t)params, "payload_bytes", (json_int_t)payload,
+        json_t *root = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:o, s:o}",
+                                 "file", path, "format_version", (int)f->version, "file_bytes", (json_int_t)file_bytes,
+                                 "header_bytes", (json_int_t)header_bytes, "metadata_bytes", (json_int_t)f->meta_size,
+                                 "directory_bytes", (json_int_t)f->dir_size, "blob_bytes", (json_int_t)blob_bytes,
+                                 "params", (json_int_t)params, "payload_bytes", (json_int_t)payload,
                                  "entropy_bits_per_weight", params ? entropy_sum / (double)params : 0.0,
                                  "coded_bits_per_weight", params ? 8.0 * (double)payload / (double)params : 0.0,
                                  "effective_bits_per_weight", params ? 8.0 * (double)file_bytes / (double)params : 0.0,
@@ -91,6 +97,10 @@ int cmd_info(int argc, char **argv) {
         json_decref(tensors);
         printf("\nfile %s: format version %u, %llu bytes, %zu tensors, %zu blobs\n", path, f->version,
                (unsigned long long)file_bytes, f->n_tensors, f->n_blobs);
+        uint64_t contents = payload + blob_bytes;
+        printf("container: header %llu + metadata %llu + directory %llu bytes = %.2f%% over payloads and blobs\n",
+               (unsigned long long)header_bytes, (unsigned long long)f->meta_size, (unsigned long long)f->dir_size,
+               contents ? 100.0 * (double)(file_bytes - contents) / (double)contents : 0.0);
         for (size_t i = 0; i < f->n_blobs; i++)
             printf("  blob %-28s %llu bytes\n", f->blobs[i].name, (unsigned long long)f->blobs[i].size);
         if (params)

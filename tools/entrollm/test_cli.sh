@@ -70,6 +70,9 @@ jq -e '[.tensors[] | select(.name|test("wq")) | .scheme] | all(. == "asymmetric"
 expect 0 "$BIN" info "$T/s8.ellm" --json
 jq -e '.params == 260032 and (.tensors|length) == 47 and .metadata.config.hidden_size == 64
        and (.blobs|map(.name)|index("tokenizer.bin")) != null' "$T/out" >/dev/null && ok || bad "info --json"
+# the file is exactly header + metadata + blobs + payloads + directory (docs/FORMAT.md, version 2)
+jq -e '.format_version == 2 and .header_bytes == 64 and .file_bytes == .header_bytes + .metadata_bytes
+       + .blob_bytes + .payload_bytes + .directory_bytes' "$T/out" >/dev/null && ok || bad "info --json byte accounting"
 expect 0 "$BIN" info "$T/s8.ellm"
 grep -q "tok_embeddings.weight" "$T/out" && ok || bad "info lists tensors"
 
