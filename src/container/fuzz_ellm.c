@@ -6,7 +6,7 @@
  * fuzz_seeds/fuzz_ellm/: an 11-tensor model of `entrollm synth` (hidden 8,
  * one layer, vocab 16) compressed uint4 Huffman, uint8 rANS per row, uint4 raw
  * groups of 4 with float norms, uint8 auto - small, so that mutations reach
- * the directory often; re-make them when the format version changes).
+ * the directory often; scripts/make-fuzz-seeds.sh re-makes them after a format change).
  */
 #include <stdio.h>
 #include <stdlib.h>
