@@ -177,6 +177,9 @@ typedef struct ellm_tensor_info {
     ellm_coder coder;
     uint32_t segment_symbols;
     uint64_t n_segments;
+    int rans_states;       /* rANS: interleaved states per segment (else 0) */
+    int rans_classes;      /* rANS: frequency tables, one per class of lines (else 0) */
+    int rans_class_axis;   /* rANS with classes: 0 = classes of rows, 1 = of columns */
     uint64_t coded_bytes;  /* coded stream + segment table */
     uint64_t meta_bytes;   /* scales, zeros, code table */
     double entropy_bits;   /* recorded at compression */

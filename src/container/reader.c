@@ -324,6 +324,7 @@ ellm_status ellm_file_tensor_info(const ellm_file *f, size_t index, ellm_tensor_
         if (ec_view_open(t->block, t->block_size, t->name, &v, NULL) == ELLM_OK) {
             info->segment_symbols = v.segment_symbols;
             info->n_segments = v.n_segments;
+            ec_view_rans_layout(&v, &info->rans_states, &info->rans_classes, &info->rans_class_axis);
             ec_view_close(&v);
         }
     }

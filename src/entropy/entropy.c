@@ -676,6 +676,15 @@ fail:
     return st;
 }
 
+void ec_view_rans_layout(const ec_view *v, int *n_states, int *n_classes, int *axis) {
+    *n_states = *n_classes = *axis = 0;
+    if (v->coder != ELLM_CODER_RANS || !v->tables) return;
+    const ec_rans_model *m = &((const ec_tables *)v->tables)->u.rans.model;
+    *n_states = m->n_states;
+    *n_classes = m->n_classes;
+    *axis = m->n_classes > 1 ? m->axis : 0;
+}
+
 void ec_view_close(ec_view *v) {
     if (!v) return;
     ec_tables *t = v->tables;

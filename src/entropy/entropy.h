@@ -82,6 +82,10 @@ ellm_status ec_view_open(const uint8_t *block, size_t block_size, const char *wh
                          ellm_error *err);
 void ec_view_close(ec_view *v);
 
+/* rANS blocks: states per segment, frequency tables and the class axis (0
+ * rows, 1 columns); zeros for Huffman. */
+void ec_view_rans_layout(const ec_view *v, int *n_states, int *n_classes, int *axis);
+
 /* Decoded size in bytes of the whole tensor (see layout above). */
 uint64_t ec_decoded_bytes(int bits, uint64_t n_symbols);
 

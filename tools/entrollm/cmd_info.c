@@ -14,7 +14,9 @@ static const char *gran_name(ellm_granularity g) {
 static void info_usage(FILE *out) {
     fprintf(out, "Usage: entrollm info FILE.ellm [--json]\n\n"
                  "Prints the metadata of a .ellm file (source, configuration, quantization) and every\n"
-                 "tensor: shape, scheme, bits, granularity, coder, segments, entropy and coded size.\n"
+                 "tensor: shape, scheme, bits, granularity, coder, segments, rANS classes (rows:K or cols:K\n"
+                 "when K classes of rows or columns have their own frequency tables), entropy and coded\n"
+                 "size.\n"
                  "The header and directory checksums are checked on open. The summary gives the bytes\n"
                  "the container adds (header, metadata JSON, directory) to the payloads and blobs.\n");
 }
@@ -23,12 +25,26 @@ static json_t *tensor_json(const ellm_tensor_info *t) {
     json_t *shape = json_array();
     for (int d = 0; d < t->n_dims; d++) json_array_append_new(shape, json_integer(t->shape[d]));
     double bpw = t->n_params ? 8.0 * (double)(t->coded_bytes + t->meta_bytes) / (double)t->n_params : 0;
-    return json_pack("{s:s, s:o, s:I, s:s, s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:f, s:f}", "name", t->name, "shape",
+    json_t *o = json_pack("{s:s, s:o, s:I, s:s, s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:f, s:f}", "name", t->name, "shape",
                      shape, "params", (json_int_t)t->n_params, "scheme", ellm_scheme_name(t->scheme), "bits", t->bits,
                      "granularity", gran_name(t->granularity), "group_size", (json_int_t)t->group_size, "coder",
                      ellm_coder_name(t->coder), "segment_symbols", (json_int_t)t->segment_symbols, "segments",
                      (json_int_t)t->n_segments, "coded_bytes", (json_int_t)t->coded_bytes, "meta_bytes",
                      (json_int_t)t->meta_bytes, "entropy_bits", t->entropy_bits, "coded_bits_per_weight", bpw);
+    if (o && t->coder == ELLM_CODER_RANS) {
+        json_object_set_new(o, "rans_states", json_integer(t->rans_states));
+        json_object_set_new(o, "rans_classes", json_integer(t->rans_classes));
+        if (t->rans_classes > 1)
+            json_object_set_new(o, "rans_class_axis", json_string(t->rans_class_axis ? "columns" : "rows"));
+    }
+    return o;
+}
+
+/* "rows:3" when rANS gives three classes of rows their own tables, else "". */
+static const char *tables_text(const ellm_tensor_info *t, char *buf, size_t cap) {
+    if (t->coder != ELLM_CODER_RANS || t->rans_classes < 2) return "-";
+    snprintf(buf, cap, "%s:%d", t->rans_class_axis ? "cols" : "rows", t->rans_classes);
+    return buf;
 }
 
 int cmd_info(int argc, char **argv) {
@@ -54,8 +70,8 @@ int cmd_info(int argc, char **argv) {
     const uint64_t header_bytes = ELLM_HEADER_SIZE;
     double entropy_sum = 0;
     json_t *tensors = json_array();
-    if (!json) printf("%-44s %-16s %-10s %4s %-6s %-7s %8s %8s %8s\n", "tensor", "shape", "scheme", "bits", "gran",
-                      "coder", "segments", "entropy", "coded");
+    if (!json) printf("%-44s %-16s %-10s %4s %-6s %-7s %8s %-7s %8s %8s\n", "tensor", "shape", "scheme", "bits", "gran",
+                      "coder", "segments", "classes", "entropy", "coded");
     for (size_t i = 0; i < f->n_tensors; i++) {
         ellm_tensor_info t;
         ellm_file_tensor_info(f, i, &t);
@@ -69,8 +85,10 @@ int cmd_info(int argc, char **argv) {
         char shape[64] = "";
         for (int d = 0; d < t.n_dims; d++)
             snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", d ? "x" : "", (long long)t.shape[d]);
-        printf("%-44s %-16s %-10s %4d %-6s %-7s %8llu %8.3f %8.3f\n", t.name, shape, ellm_scheme_name(t.scheme), t.bits,
-               gran_name(t.granularity), ellm_coder_name(t.coder), (unsigned long long)t.n_segments, t.entropy_bits,
+        char classes[16];
+        printf("%-44s %-16s %-10s %4d %-6s %-7s %8llu %-7s %8.3f %8.3f\n", t.name, shape, ellm_scheme_name(t.scheme), t.bits,
+               gran_name(t.granularity), ellm_coder_name(t.coder), (unsigned long long)t.n_segments,
+               tables_text(&t, classes, sizeof classes), t.entropy_bits,
                t.n_params ? 8.0 * (double)(t.coded_bytes + t.meta_bytes) / (double)t.n_params : 0.0);
     }
     json_error_t jerr;
