@@ -46,8 +46,8 @@ static void test_scoring(const char *path) {
     CHECK(lm.n_ctx == 512 && lm.vocab_size == 512 && lm.bos == 1);
     const char *a = "Once upon a time, there was a little girl named Lily. She loved to play with her toys.";
     const char *b = "Once upon a time, there was a little girl named Lily. She saw a big dog in the park.";
-    int32_t *ia, *ib;
-    size_t na, nb;
+    int32_t *ia = NULL, *ib = NULL;
+    size_t na = 0, nb = 0;
     if (lm.tokenize(lm.ctx, a, strlen(a), 1, &ia, &na, &err) || lm.tokenize(lm.ctx, b, strlen(b), 1, &ib, &nb, &err))
         die("tokenize", &err);
     CHECK(ia[0] == 1 && na > 10 && nb > 10);
@@ -92,7 +92,7 @@ static void test_raw_twin_and_histogram(const char *path, int bits, const char *
     if (bits == 8) o.keep = ELLM_KEEP_NORMS; /* float tensors travel into the twin too */
     if (ellm_compress(path, coded, &o, NULL, &err)) die("compress", &err);
     if (ellm_eval_store_raw(coded, plain, 2, &err)) die("store raw", &err);
-    ellm_file *f1, *f2;
+    ellm_file *f1 = NULL, *f2 = NULL;
     if (ellm_file_open(coded, &f1, &err) || ellm_file_open(plain, &f2, &err)) die("open", &err);
     CHECK(f1->n_tensors == f2->n_tensors && f1->n_blobs == f2->n_blobs);
     ellm_qtensor *q1 = calloc(f1->n_tensors, sizeof *q1), *q2 = calloc(f2->n_tensors, sizeof *q2);

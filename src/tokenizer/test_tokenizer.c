@@ -353,7 +353,7 @@ static void llama3_style_json(void) {
 /* A GGUF vocabulary written here: scores and no token types (older files),
  * then the same with a "tokenizer.gguf" blob as models carry it. */
 static void gguf_without_types(void) {
-    const char *toks[] = {"<unk>", "<s>", "</s>", "<0x3C>", "\xE2\x96\x81", "a", "\xE2\x96\x81" "a", "s", ">"};
+    const char *toks[] = {"<unk>", "<s>", "</s>", "<0x3C>", "\xE2\x96\x81", "a", ("\xE2\x96\x81" "a"), "s", ">"};
     float scores[] = {0, 0, 0, 0, -5, -3, -1, -4, -4};
     gguf_writer *w;
     ellm_error err;
