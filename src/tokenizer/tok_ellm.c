@@ -1,7 +1,7 @@
 /*
  * tok_ellm.c - the tokenizer a .ellm file carries: its blobs (tokenizer.json,
- * tokenizer.model, tokenizer.gguf or tokenizer.bin, and the config files),
- * each checked against its checksum before use.
+ * tokenizer.model, tokenizer.gguf or tokenizer.bin, and the config files).
+ * ellm_file_open has checked every blob against its checksum already.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +21,6 @@ ellm_status tok_load_ellm(const char *path, ellm_tokenizer **out, ellm_error *er
     }
     for (size_t i = 0; i < f->n_blobs; i++) {
         const ellm_fblob *b = &f->blobs[i];
-        if (ellm_checksum(b->data, (size_t)b->size) != b->checksum) {
-            st = ellm_fail(err, ELLM_E_CHECKSUM, "%s: blob %s (bytes %llu..%llu) fails its checksum", path, b->name,
-                           (unsigned long long)b->offset, (unsigned long long)(b->offset + b->size));
-            break;
-        }
         refs[i].name = b->name;
         refs[i].data = b->data;
         refs[i].size = (size_t)b->size;
