@@ -27,6 +27,10 @@
  * multiplies them with every token while they are in cache (the float path
  * dequantizes them once into per-thread scratch).
  *
+ * On aarch64 the same kernels are NEON (kernels_neon.c): SDOT where the
+ * target has the dotprod extension, SMULL + SADALP on plain ARMv8-A; the
+ * integer block sums are the scalar twins' integers exactly.
+ *
  * Every vectorised function has a scalar twin; `force_scalar` selects it at
  * run time (tests compare the two) and ELLM_FORCE_SCALAR builds have only it.
  */
@@ -51,14 +55,17 @@
 #else
 #define ELLM_KERN_VNNI 0
 #endif
+/* aarch64: NEON (SDOT with dotprod) in kernels_neon.c; ELLM_KERN_NEON. */
+#include "model/kernels_neon.h"
+#define ELLM_KERN_SIMD (ELLM_KERN_AVX2 || ELLM_KERN_NEON)
 /* What the vectorised uint8 block sums subtract from the codes (the scalar
- * twin always uses 128; the zero-point term takes the difference). */
+ * twin and NEON always use 128; the zero-point term takes the difference). */
 #define U8_BIAS_SIMD (ELLM_KERN_VNNI ? 0 : 128)
 
 #define MM_ROWS 8      /* rows dequantized per matrix-matrix task */
 #define MV_ROWS 16     /* rows per matrix-vector task */
 
-int ellm_kernels_have_simd(void) { return ELLM_KERN_AVX2; }
+int ellm_kernels_have_simd(void) { return ELLM_KERN_SIMD; }
 
 /* ---- scalar segments ------------------------------------------------------ */
 
@@ -381,34 +388,59 @@ static void blocks_u4_avx2_x4(const uint8_t *p, const int8_t *const x8i[4], cons
 
 /* ---- dispatch ------------------------------------------------------------- */
 
-static inline float seg_u8(const uint8_t *q, int z, const float *x, int64_t n, int scalar) {
+/* The vectorised twins of this build. */
 #if ELLM_KERN_AVX2
-    if (!scalar) return seg_u8_avx2(q, z, x, n);
+#define seg_u8_simd seg_u8_avx2
+#define seg_u4_simd seg_u4_avx2
+#define dot_f32_simd dot_f32_avx2
+#define dot4_f32_simd dot4_f32_avx2
+#define deq_u8_simd deq_u8_avx2
+#define deq_u4_simd deq_u4_avx2
+#define blocks_u8_simd blocks_u8_avx2
+#define blocks_u4_simd blocks_u4_avx2
+#define blocks_u8_simd_x4 blocks_u8_avx2_x4
+#define blocks_u4_simd_x4 blocks_u4_avx2_x4
+#elif ELLM_KERN_NEON
+#define seg_u8_simd ellm_seg_u8_neon
+#define seg_u4_simd ellm_seg_u4_neon
+#define dot_f32_simd ellm_dot_f32_neon
+#define dot4_f32_simd ellm_dot4_f32_neon
+#define deq_u8_simd ellm_deq_u8_neon
+#define deq_u4_simd ellm_deq_u4_neon
+#define blocks_u8_simd ellm_blocks_u8_neon
+#define blocks_u4_simd ellm_blocks_u4_neon
+#define blocks_u8_simd_x4 ellm_blocks_u8_neon_x4
+#define blocks_u4_simd_x4 ellm_blocks_u4_neon_x4
+#endif
+
+static inline float seg_u8(const uint8_t *q, int z, const float *x, int64_t n, int scalar) {
+#if ELLM_KERN_SIMD
+    if (!scalar) return seg_u8_simd(q, z, x, n);
 #endif
     (void)scalar;
     return seg_u8_scalar(q, z, x, n);
 }
 
 static inline float seg_u4(const uint8_t *p, uint64_t e, int z, const float *x, int64_t n, int scalar) {
-#if ELLM_KERN_AVX2
-    if (!scalar) return seg_u4_avx2(p, e, z, x, n);
+#if ELLM_KERN_SIMD
+    if (!scalar) return seg_u4_simd(p, e, z, x, n);
 #endif
     (void)scalar;
     return seg_u4_scalar(p, e, z, x, n);
 }
 
 static inline float dot_f32(const float *a, const float *b, int64_t n, int scalar) {
-#if ELLM_KERN_AVX2
-    if (!scalar) return dot_f32_avx2(a, b, n);
+#if ELLM_KERN_SIMD
+    if (!scalar) return dot_f32_simd(a, b, n);
 #endif
     (void)scalar;
     return dot_f32_scalar(a, b, n);
 }
 
 static inline void dot4_f32(const float *const w[4], const float *x, int64_t n, float out[4], int scalar) {
-#if ELLM_KERN_AVX2
+#if ELLM_KERN_SIMD
     if (!scalar) {
-        dot4_f32_avx2(w, x, n, out);
+        dot4_f32_simd(w, x, n, out);
         return;
     }
 #endif
@@ -449,10 +481,10 @@ static float row_dot_int(const ellm_qtensor *w, int64_t r, int64_t in, const ell
         uint64_t seg_end = ELLM_MIN((g + 1) * G, end);
         int64_t b0 = (int64_t)(e - e0) / ELLM_QBLOCK, nb = (int64_t)(seg_end - e) / ELLM_QBLOCK;
         float d;
-#if ELLM_KERN_AVX2
+#if ELLM_KERN_SIMD
         if (!scalar)
-            d = w->bits == 8 ? blocks_u8_avx2(w->data + e, x8 + b0 * 32, dx + b0, nb)
-                             : blocks_u4_avx2(w->data + e / 2, x8i + b0 * 32, dx + b0, nb);
+            d = w->bits == 8 ? blocks_u8_simd(w->data + e, x8 + b0 * 32, dx + b0, nb)
+                             : blocks_u4_simd(w->data + e / 2, x8i + b0 * 32, dx + b0, nb);
         else
 #endif
             d = w->bits == 8 ? blocks_u8_scalar(w->data + e, x8 + b0 * 32, dx + b0, nb)
@@ -543,10 +575,10 @@ void ellm_row_dequant(const ellm_qtensor *w, int64_t r, float *out, int scalar) 
         float *o = out + (e - e0);
         int z = w->qp.zeros[g];
         float s = w->qp.scales[g];
-#if ELLM_KERN_AVX2
+#if ELLM_KERN_SIMD
         if (!scalar) {
-            if (w->bits == 8) deq_u8_avx2(w->data + e, z, s, n, o);
-            else deq_u4_avx2(w->data, e, z, s, n, o);
+            if (w->bits == 8) deq_u8_simd(w->data + e, z, s, n, o);
+            else deq_u4_simd(w->data, e, z, s, n, o);
         } else
 #endif
         {
@@ -581,7 +613,7 @@ static void matvec_task(void *ctx, int64_t task, int thread) {
  * (per-tensor and per-row scales): each weight block is prepared once for
  * four tokens. Returns 0 when this shape needs the general path. */
 static int rows_x4(const mm_job *j, int64_t r0, int64_t r1, int t) {
-#if ELLM_KERN_AVX2
+#if ELLM_KERN_SIMD
     const ellm_qtensor *w = j->w;
     const ellm_qacts *qa = &j->k->qa;
     const int64_t in = j->in, nbr = in / ELLM_QBLOCK;
@@ -597,8 +629,8 @@ static int rows_x4(const mm_job *j, int64_t r0, int64_t r1, int t) {
     for (int64_t r = r0; r < r1; r++) {
         const uint64_t e = (uint64_t)(j->row0 + r) * (uint64_t)in, g = e / G;
         float d[4];
-        if (w->bits == 8) blocks_u8_avx2_x4(w->data + e, xs, dx, nbr, d);
-        else blocks_u4_avx2_x4(w->data + e / 2, xs, dx, nbr, d);
+        if (w->bits == 8) blocks_u8_simd_x4(w->data + e, xs, dx, nbr, d);
+        else blocks_u4_simd_x4(w->data + e / 2, xs, dx, nbr, d);
         const float s = w->qp.scales[g], c = (float)(bias - (int)w->qp.zeros[g]);
         for (int i = 0; i < 4; i++)
             j->y[(size_t)(t + i) * (size_t)j->y_stride + (size_t)r] = s * (d[i] + c * qa->xsum[t + i]);
@@ -763,7 +795,7 @@ ellm_status ellm_kernels_init(ellm_kernels *k, ellm_pool *pool, int64_t max_in, 
     memset(k, 0, sizeof *k);
     k->pool = pool;
     k->n_threads = ellm_pool_threads(pool);
-    k->force_scalar = force_scalar || !ELLM_KERN_AVX2;
+    k->force_scalar = force_scalar || !ELLM_KERN_SIMD;
     k->scratch_floats = (size_t)MM_ROWS * (size_t)max_in;
     k->scratch = ellm_aligned_alloc((size_t)k->n_threads * k->scratch_floats * sizeof(float), err);
     return k->scratch ? ELLM_OK : ELLM_E_NOMEM;
