@@ -205,9 +205,11 @@ static void exact_case(ellm_pool *pool, ellm_rng *rng, int64_t rows, int64_t col
     }
     float *x = malloc((size_t)n_tok * (size_t)cols * sizeof(float));
     for (int64_t i = 0; i < n_tok * cols; i++) x[i] = (float)pattern_value(x_pat, rng, (uint64_t)i, -127, 127);
-    for (int64_t b = 0; b * 32 < n_tok * cols; b++) /* one |x| = 127 per block: block scale 1 */
-        if (x_pat == PAT_RANDOM) x[b * 32 + (int64_t)(ellm_rng_next(rng) % 32) % (n_tok * cols - b * 32)] =
-                                     (ellm_rng_next(rng) & 1) ? 127.0f : -127.0f;
+    /* one |x| = 127 in every block of 32 (the other patterns have them): block scale 1 */
+    for (int64_t b0 = 0; x_pat == PAT_RANDOM && b0 < n_tok * cols; b0 += 32) {
+        int64_t len = ELLM_MIN((int64_t)32, n_tok * cols - b0);
+        x[b0 + (int64_t)(ellm_rng_next(rng) % (uint64_t)len)] = (ellm_rng_next(rng) & 1) ? 127.0f : -127.0f;
+    }
     ellm_error err;
     ellm_kernels ks, kv;
     CHECK(ellm_kernels_init(&ks, pool, cols, 1, &err) == ELLM_OK, "init");
