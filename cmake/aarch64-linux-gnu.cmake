@@ -33,7 +33,10 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
 
 # -march=native means the build machine's CPU: meaningless for a cross build
 # (and x86 gcc's answer would not be aarch64's). ARMv8-A is the baseline every
-# 64-bit ARM board runs; override with -DELLM_ARM_MARCH=armv8.2-a+dotprod etc.
+# 64-bit ARM board runs (NEON kernels with SMULL/SADALP); with
+# -DELLM_ARM_MARCH=armv8.2-a+dotprod (Cortex-A55/A76 and later, Apple, Graviton2)
+# the integer kernels use SDOT. The flag is read when a build directory is
+# first configured: use a new directory per -march (scripts/test-arm.sh does).
 set(ELLM_NATIVE OFF CACHE BOOL "No -march=native when cross-compiling" FORCE)
 set(ELLM_ARM_MARCH "armv8-a" CACHE STRING "aarch64 -march for the cross build")
 set(CMAKE_C_FLAGS_INIT "-march=${ELLM_ARM_MARCH}")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Cross-compiles entrollm for 64-bit ARM (aarch64) and runs the whole test
 # suite under qemu-user on this x86-64 machine.
-#   scripts/test-arm.sh                  build in build-arm/, run every test
+#   scripts/test-arm.sh                  ARMv8-A (NEON, SMULL kernels) in build-arm/, every test
+#   scripts/test-arm.sh --dotprod        ARMv8.2-A+dotprod (SDOT kernels) in build-arm-dotprod/,
+#                                        emulated with QEMU_CPU=max
 #   scripts/test-arm.sh -R model_        extra arguments go to ctest
 # Installs what it needs from Debian when missing (as root, or with sudo):
 # the cross compiler, the arm64 -dev packages of the dependencies (multiarch,
@@ -10,6 +12,16 @@
 # checkout) and fail if it is missing. See docs/DEVELOPING.md, "ARM".
 set -euo pipefail
 cd "$(dirname "$0")/.."
+dir=build-arm
+march=armv8-a
+if [ "${1:-}" = "--dotprod" ]; then
+  shift
+  dir=build-arm-dotprod
+  march=armv8.2-a+dotprod
+  # qemu-user's "max" CPU has every extension it emulates, dotprod included;
+  # qemu reads QEMU_CPU itself, so ctest and the shell tests both get it.
+  export QEMU_CPU=max
+fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
@@ -46,10 +58,9 @@ if [ ! -d "$data" ]; then
 fi
 
 # --- build --------------------------------------------------------------------
-dir=build-arm
 start=$(date +%s)
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake" \
+  -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake" -DELLM_ARM_MARCH="$march" \
   -DCMAKE_CROSSCOMPILING_EMULATOR="$qemu" -DELLM_DATA_DIR="$data" >/dev/null
 cmake --build "$dir" -j"$(nproc)"
 built=$(date +%s)
@@ -67,6 +78,6 @@ if "$dir/entrollm" --help >/dev/null 2>&1; then
 else
   echo "test-arm: no binfmt_misc handler for aarch64; shell tests use ELLM_EMULATOR=$qemu"
 fi
-echo "test-arm: $("$qemu" "$dir/entrollm" --version 2>/dev/null || echo entrollm) built for aarch64 in $((built - start)) s; running the tests under $("$qemu" --version | head -1)"
+echo "test-arm: $("$qemu" "$dir/entrollm" --version 2>/dev/null || echo entrollm) built for aarch64 ($march) in $((built - start)) s; running the tests under $("$qemu" --version | head -1)"
 ctest --test-dir "$dir" --output-on-failure -j"$(nproc)" "$@"
 echo "test-arm: build $((built - start)) s, tests $(($(date +%s) - built)) s"

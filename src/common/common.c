@@ -321,8 +321,10 @@ const char *ellm_cpu_features(void) {
     return "avx2 fma f16c (avx512 available)";
 #elif defined(__AVX2__)
     return "avx2 fma f16c";
-#elif defined(__ARM_NEON)
-    return "scalar (aarch64: no NEON kernels)";
+#elif defined(__aarch64__) && defined(__ARM_NEON) && defined(__ARM_FEATURE_DOTPROD)
+    return "neon dotprod";
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+    return "neon (armv8-a, no dotprod)";
 #else
     return "scalar";
 #endif

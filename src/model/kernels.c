@@ -27,6 +27,10 @@
  * multiplies them with every token while they are in cache (the float path
  * dequantizes them once into per-thread scratch).
  *
+ * On aarch64 the same kernels are NEON (kernels_neon.c): SDOT where the
+ * target has the dotprod extension, SMULL + SADALP on plain ARMv8-A; the
+ * integer block sums are the scalar twins' integers exactly.
+ *
  * Every vectorised function has a scalar twin; `force_scalar` selects it at
  * run time (tests compare the two) and ELLM_FORCE_SCALAR builds have only it.
  */
@@ -51,14 +55,17 @@
 #else
 #define ELLM_KERN_VNNI 0
 #endif
+/* aarch64: NEON (SDOT with dotprod) in kernels_neon.c; ELLM_KERN_NEON. */
+#include "model/kernels_neon.h"
+#define ELLM_KERN_SIMD (ELLM_KERN_AVX2 || ELLM_KERN_NEON)
 /* What the vectorised uint8 block sums subtract from the codes (the scalar
- * twin always uses 128; the zero-point term takes the difference). */
+ * twin and NEON always use 128; the zero-point term takes the difference). */
 #define U8_BIAS_SIMD (ELLM_KERN_VNNI ? 0 : 128)
 
 #define MM_ROWS 8      /* rows dequantized per matrix-matrix task */
 #define MV_ROWS 16     /* rows per matrix-vector task */
 
-int ellm_kernels_have_simd(void) { return ELLM_KERN_AVX2; }
+int ellm_kernels_have_simd(void) { return ELLM_KERN_SIMD; }
 
 /* ---- scalar segments ------------------------------------------------------ */
 
@@ -381,34 +388,59 @@ static void blocks_u4_avx2_x4(const uint8_t *p, const int8_t *const x8i[4], cons
 
 /* ---- dispatch ------------------------------------------------------------- */
 
-static inline float seg_u8(const uint8_t *q, int z, const float *x, int64_t n, int scalar) {
+/* The vectorised twins of this build. */
 #if ELLM_KERN_AVX2
-    if (!scalar) return seg_u8_avx2(q, z, x, n);
+#define seg_u8_simd seg_u8_avx2
+#define seg_u4_simd seg_u4_avx2
+#define dot_f32_simd dot_f32_avx2
+#define dot4_f32_simd dot4_f32_avx2
+#define deq_u8_simd deq_u8_avx2
+#define deq_u4_simd deq_u4_avx2
+#define blocks_u8_simd blocks_u8_avx2
+#define blocks_u4_simd blocks_u4_avx2
+#define blocks_u8_simd_x4 blocks_u8_avx2_x4
+#define blocks_u4_simd_x4 blocks_u4_avx2_x4
+#elif ELLM_KERN_NEON
+#define seg_u8_simd ellm_seg_u8_neon
+#define seg_u4_simd ellm_seg_u4_neon
+#define dot_f32_simd ellm_dot_f32_neon
+#define dot4_f32_simd ellm_dot4_f32_neon
+#define deq_u8_simd ellm_deq_u8_neon
+#define deq_u4_simd ellm_deq_u4_neon
+#define blocks_u8_simd ellm_blocks_u8_neon
+#define blocks_u4_simd ellm_blocks_u4_neon
+#define blocks_u8_simd_x4 ellm_blocks_u8_neon_x4
+#define blocks_u4_simd_x4 ellm_blocks_u4_neon_x4
+#endif
+
+static inline float seg_u8(const uint8_t *q, int z, const float *x, int64_t n, int scalar) {
+#if ELLM_KERN_SIMD
+    if (!scalar) return seg_u8_simd(q, z, x, n);
 #endif
     (void)scalar;
     return seg_u8_scalar(q, z, x, n);
 }
 
 static inline float seg_u4(const uint8_t *p, uint64_t e, int z, const float *x, int64_t n, int scalar) {
-#if ELLM_KERN_AVX2
-    if (!scalar) return seg_u4_avx2(p, e, z, x, n);
+#if ELLM_KERN_SIMD
+    if (!scalar) return seg_u4_simd(p, e, z, x, n);
 #endif
     (void)scalar;
     return seg_u4_scalar(p, e, z, x, n);
 }
 
 static inline float dot_f32(const float *a, const float *b, int64_t n, int scalar) {
-#if ELLM_KERN_AVX2
-    if (!scalar) return dot_f32_avx2(a, b, n);
+#if ELLM_KERN_SIMD
+    if (!scalar) return dot_f32_simd(a, b, n);
 #endif
     (void)scalar;
     return dot_f32_scalar(a, b, n);
 }
 
 static inline void dot4_f32(const float *const w[4], const float *x, int64_t n, float out[4], int scalar) {
-#if ELLM_KERN_AVX2
+#if ELLM_KERN_SIMD
     if (!scalar) {
-        dot4_f32_avx2(w, x, n, out);
+        dot4_f32_simd(w, x, n, out);
         return;
     }
 #endif
@@ -435,6 +467,28 @@ static float row_dot(const ellm_qtensor *w, int64_t r, int64_t in, const float *
     return acc;
 }
 
+/* A group's share s * sum((q - z) x), from its block sum d (codes less
+ * `bias`) and the activations' sum xs. One expression for every caller, so
+ * that the one-token, four-token and general paths round alike. */
+static inline float group_dot(float s, float d, int bias, int z, float xs) {
+    return s * (d + (float)(bias - z) * xs);
+}
+
+/* sum_b dx_b * sum_i (code_i - bias) * x8_i over nb blocks from element e of
+ * the weights; x8 in natural order, x8i in the uint4 order (the scalar twin
+ * reads x8 only). */
+static inline float blocks_dot(const ellm_qtensor *w, uint64_t e, const int8_t *x8, const int8_t *x8i,
+                               const float *dx, int64_t nb, int scalar) {
+#if ELLM_KERN_SIMD
+    if (!scalar)
+        return w->bits == 8 ? blocks_u8_simd(w->data + e, x8, dx, nb) : blocks_u4_simd(w->data + e / 2, x8i, dx, nb);
+#endif
+    (void)x8i, (void)scalar;
+    return w->bits == 8 ? blocks_u8_scalar(w->data + e, x8, dx, nb) : blocks_u4_scalar(w->data + e / 2, x8, dx, nb);
+}
+
+static inline int u8_bias(int scalar) { return scalar ? 128 : U8_BIAS_SIMD; }
+
 /* Row r against token t's quantized activations (integer path). */
 static float row_dot_int(const ellm_qtensor *w, int64_t r, int64_t in, const ellm_qacts *qa, int t, int scalar) {
     const uint64_t G = w->qp.group_size, e0 = (uint64_t)r * (uint64_t)in;
@@ -442,21 +496,13 @@ static float row_dot_int(const ellm_qtensor *w, int64_t r, int64_t in, const ell
     const int8_t *x8 = qa->x8 + (size_t)t * (size_t)in;
     const int8_t *x8i = qa->x8i + (size_t)t * (size_t)in;
     const float *dx = qa->dx + (size_t)t * (size_t)nbr, *dxs = qa->dxs + (size_t)t * (size_t)nbr;
-    const int bias = w->bits == 8 ? (scalar ? 128 : U8_BIAS_SIMD) : 0;
+    const int bias = w->bits == 8 ? u8_bias(scalar) : 0;
     float acc = 0.0f;
     for (uint64_t e = e0, end = e0 + (uint64_t)in; e < end;) {
         uint64_t g = e / G;
         uint64_t seg_end = ELLM_MIN((g + 1) * G, end);
         int64_t b0 = (int64_t)(e - e0) / ELLM_QBLOCK, nb = (int64_t)(seg_end - e) / ELLM_QBLOCK;
-        float d;
-#if ELLM_KERN_AVX2
-        if (!scalar)
-            d = w->bits == 8 ? blocks_u8_avx2(w->data + e, x8 + b0 * 32, dx + b0, nb)
-                             : blocks_u4_avx2(w->data + e / 2, x8i + b0 * 32, dx + b0, nb);
-        else
-#endif
-            d = w->bits == 8 ? blocks_u8_scalar(w->data + e, x8 + b0 * 32, dx + b0, nb)
-                             : blocks_u4_scalar(w->data + e / 2, x8 + b0 * 32, dx + b0, nb);
+        float d = blocks_dot(w, e, x8 + b0 * 32, x8i + b0 * 32, dx + b0, nb, scalar);
         float xs;
         if (nb == nbr) {
             xs = qa->xsum[t];
@@ -464,10 +510,9 @@ static float row_dot_int(const ellm_qtensor *w, int64_t r, int64_t in, const ell
             xs = 0.0f;
             for (int64_t b = b0; b < b0 + nb; b++) xs += dxs[b];
         }
-        acc += w->qp.scales[g] * (d + (float)(bias - (int)w->qp.zeros[g]) * xs);
+        acc += group_dot(w->qp.scales[g], d, bias, (int)w->qp.zeros[g], xs);
         e = seg_end;
     }
-    (void)x8i;
     return acc;
 }
 
@@ -543,10 +588,10 @@ void ellm_row_dequant(const ellm_qtensor *w, int64_t r, float *out, int scalar) 
         float *o = out + (e - e0);
         int z = w->qp.zeros[g];
         float s = w->qp.scales[g];
-#if ELLM_KERN_AVX2
+#if ELLM_KERN_SIMD
         if (!scalar) {
-            if (w->bits == 8) deq_u8_avx2(w->data + e, z, s, n, o);
-            else deq_u4_avx2(w->data, e, z, s, n, o);
+            if (w->bits == 8) deq_u8_simd(w->data + e, z, s, n, o);
+            else deq_u4_simd(w->data, e, z, s, n, o);
         } else
 #endif
         {
@@ -581,7 +626,7 @@ static void matvec_task(void *ctx, int64_t task, int thread) {
  * (per-tensor and per-row scales): each weight block is prepared once for
  * four tokens. Returns 0 when this shape needs the general path. */
 static int rows_x4(const mm_job *j, int64_t r0, int64_t r1, int t) {
-#if ELLM_KERN_AVX2
+#if ELLM_KERN_SIMD
     const ellm_qtensor *w = j->w;
     const ellm_qacts *qa = &j->k->qa;
     const int64_t in = j->in, nbr = in / ELLM_QBLOCK;
@@ -597,17 +642,37 @@ static int rows_x4(const mm_job *j, int64_t r0, int64_t r1, int t) {
     for (int64_t r = r0; r < r1; r++) {
         const uint64_t e = (uint64_t)(j->row0 + r) * (uint64_t)in, g = e / G;
         float d[4];
-        if (w->bits == 8) blocks_u8_avx2_x4(w->data + e, xs, dx, nbr, d);
-        else blocks_u4_avx2_x4(w->data + e / 2, xs, dx, nbr, d);
-        const float s = w->qp.scales[g], c = (float)(bias - (int)w->qp.zeros[g]);
+        if (w->bits == 8) blocks_u8_simd_x4(w->data + e, xs, dx, nbr, d);
+        else blocks_u4_simd_x4(w->data + e / 2, xs, dx, nbr, d);
         for (int i = 0; i < 4; i++)
-            j->y[(size_t)(t + i) * (size_t)j->y_stride + (size_t)r] = s * (d[i] + c * qa->xsum[t + i]);
+            j->y[(size_t)(t + i) * (size_t)j->y_stride + (size_t)r] =
+                group_dot(w->qp.scales[g], d[i], bias, (int)w->qp.zeros[g], qa->xsum[t + i]);
     }
     return 1;
 #else
     (void)j, (void)r0, (void)r1, (void)t;
     return 0;
 #endif
+}
+
+/* Rows [r0, r1) for token t when a row is one quantization group: the
+ * segment bookkeeping of row_dot_int (a division, group bounds) done once
+ * for all rows instead of per row. Returns 0 when the shape needs it. */
+static int rows_x1(const mm_job *j, int64_t r0, int64_t r1, int t) {
+    const ellm_qtensor *w = j->w;
+    const ellm_qacts *qa = &j->k->qa;
+    const int64_t in = j->in, nbr = in / ELLM_QBLOCK;
+    const uint64_t G = w->qp.group_size;
+    if (G % (uint64_t)in != 0) return 0;
+    const int scalar = j->k->force_scalar, bias = w->bits == 8 ? u8_bias(scalar) : 0;
+    const int8_t *x8 = qa->x8 + (size_t)t * (size_t)in, *x8i = qa->x8i + (size_t)t * (size_t)in;
+    const float *dx = qa->dx + (size_t)t * (size_t)nbr, xs = qa->xsum[t];
+    float *y = j->y + (size_t)t * (size_t)j->y_stride;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint64_t e = (uint64_t)(j->row0 + r) * (uint64_t)in, g = e / G;
+        y[r] = group_dot(w->qp.scales[g], blocks_dot(w, e, x8, x8i, dx, nbr, scalar), bias, (int)w->qp.zeros[g], xs);
+    }
+    return 1;
 }
 
 /* Integer path, any number of tokens: 8 rows stay in cache for all tokens. */
@@ -619,6 +684,7 @@ static void int_task(void *ctx, int64_t task, int thread) {
     for (; t + 4 <= j->n_tok; t += 4)
         if (!rows_x4(j, r0, r1, t)) break;
     for (; t < j->n_tok; t++) {
+        if (rows_x1(j, r0, r1, t)) continue;
         float *yt = j->y + (size_t)t * (size_t)j->y_stride;
         for (int64_t r = r0; r < r1; r++)
             yt[r] = row_dot_int(j->w, j->row0 + r, j->in, &j->k->qa, t, j->k->force_scalar);
@@ -763,7 +829,7 @@ ellm_status ellm_kernels_init(ellm_kernels *k, ellm_pool *pool, int64_t max_in, 
     memset(k, 0, sizeof *k);
     k->pool = pool;
     k->n_threads = ellm_pool_threads(pool);
-    k->force_scalar = force_scalar || !ELLM_KERN_AVX2;
+    k->force_scalar = force_scalar || !ELLM_KERN_SIMD;
     k->scratch_floats = (size_t)MM_ROWS * (size_t)max_in;
     k->scratch = ellm_aligned_alloc((size_t)k->n_threads * k->scratch_floats * sizeof(float), err);
     return k->scratch ? ELLM_OK : ELLM_E_NOMEM;

@@ -4,7 +4,15 @@
  * every bit width (8, 4, float), granularity (tensor, row, group, including
  * groups that straddle rows and odd row lengths for packed uint4), one and
  * several tokens, row offsets, 1 and 2 threads; and the vectorised path
- * against the scalar twin.
+ * (AVX2 on x86-64, NEON on aarch64) against the scalar twin.
+ *
+ * exact_case() makes every product an exact integer computation: unit scales,
+ * integer activations with one |x| = 127 in every block of 32 (so the int8
+ * block scale is exactly 1 and x8 == x), sums far below 2^24. Then the
+ * vectorised and scalar paths must give the int64 reference sum((q - z) * x)
+ * bit for bit, on the integer path (each block's integer sum exact) and on
+ * the float path (odd lengths, tails), for extreme codes (0, 255, 15) and
+ * activations (-127, 127) as well as random ones.
  */
 #include <math.h>
 #include <stdio.h>
@@ -154,10 +162,182 @@ static void run_case(ellm_pool *pool, int64_t rows, int64_t cols, int bits, uint
     ellm_qtensor_free(&t);
 }
 
+/* ---- exact integer cases ------------------------------------------------ */
+
+enum { PAT_RANDOM, PAT_MIN, PAT_MAX, PAT_ALTERNATE, N_PAT };
+static const char *const PAT_NAMES[N_PAT] = {"random", "min", "max", "alternating"};
+
+/* A value in [lo, hi] following the pattern at position i. */
+static int pattern_value(int pat, ellm_rng *rng, uint64_t i, int lo, int hi) {
+    switch (pat) {
+    case PAT_MIN: return lo;
+    case PAT_MAX: return hi;
+    case PAT_ALTERNATE: return (i & 1) ? hi : lo;
+    default: return lo + (int)(ellm_rng_next(rng) % (uint64_t)(hi - lo + 1));
+    }
+}
+
+static int code_at(const ellm_qtensor *t, uint64_t e) {
+    return t->bits == 8 ? t->data[e] : (t->data[e / 2] >> ((e & 1) * 4)) & 15;
+}
+
+/* W (bits 8, 4 or 32; unit scales) times integer x, with the vectorised and
+ * the scalar kernels, must equal the int64 reference exactly. zero: a zero
+ * point for every group, or -1 for random ones. */
+static void exact_case(ellm_pool *pool, ellm_rng *rng, int64_t rows, int64_t cols, int bits, uint64_t group,
+                       int n_tok, int code_pat, int x_pat, int zero, int exact) {
+    ellm_qtensor t;
+    make_tensor(&t, rng, rows, cols, bits, group);
+    const int maxq = bits == 32 ? 255 : (1 << bits) - 1, lo = bits == 32 ? -255 : 0;
+    if (bits == 32) {
+        for (uint64_t i = 0; i < t.n; i++) ((float *)t.data)[i] = (float)pattern_value(code_pat, rng, i, lo, maxq);
+    } else {
+        memset(t.data, 0, bits == 8 ? t.n : (t.n + 1) / 2);
+        for (uint64_t i = 0; i < t.n; i++) {
+            int q = pattern_value(code_pat, rng, i, 0, maxq);
+            if (bits == 8) t.data[i] = (uint8_t)q;
+            else t.data[i / 2] |= (uint8_t)(q << ((i & 1) * 4));
+        }
+        for (uint64_t g = 0; g < t.qp.n_groups; g++) {
+            t.qp.scales[g] = 1.0f;
+            t.qp.zeros[g] = (uint8_t)(zero >= 0 ? zero : (int)(ellm_rng_next(rng) % (uint64_t)(maxq + 1)));
+        }
+    }
+    float *x = malloc((size_t)n_tok * (size_t)cols * sizeof(float));
+    for (int64_t i = 0; i < n_tok * cols; i++) x[i] = (float)pattern_value(x_pat, rng, (uint64_t)i, -127, 127);
+    /* one |x| = 127 in every block of 32 (the other patterns have them): block scale 1 */
+    for (int64_t b0 = 0; x_pat == PAT_RANDOM && b0 < n_tok * cols; b0 += 32) {
+        int64_t len = ELLM_MIN((int64_t)32, n_tok * cols - b0);
+        x[b0 + (int64_t)(ellm_rng_next(rng) % (uint64_t)len)] = (ellm_rng_next(rng) & 1) ? 127.0f : -127.0f;
+    }
+    ellm_error err;
+    ellm_kernels ks, kv;
+    CHECK(ellm_kernels_init(&ks, pool, cols, 1, &err) == ELLM_OK, "init");
+    CHECK(ellm_kernels_init(&kv, pool, cols, 0, &err) == ELLM_OK, "init");
+    ks.exact = kv.exact = exact;
+    const int int8 = ellm_matmul_uses_int8(&kv, &t);
+    if (int8) { /* the premise: int8 activations are x itself, scale 1 */
+        ellm_qacts qa = {0};
+        CHECK(ellm_quantize_acts(&qa, x, n_tok, cols, &err) == ELLM_OK, "quantize acts");
+        for (int64_t i = 0; i < n_tok * cols; i++)
+            if (qa.x8[i] != (int8_t)x[i] || qa.dx[i / 32] != 1.0f) {
+                CHECK(0, "exact case: activation %lld quantized to %d * %g, not %g", (long long)i, qa.x8[i],
+                      qa.dx[i / 32], x[i]);
+                break;
+            }
+        ellm_qacts_free(&qa);
+    }
+    float *ys = malloc((size_t)n_tok * (size_t)rows * sizeof(float));
+    float *yv = malloc((size_t)n_tok * (size_t)rows * sizeof(float));
+    CHECK(ellm_matmul(&ks, &t, 0, rows, x, n_tok, ys, rows, &err) == ELLM_OK, "matmul");
+    CHECK(ellm_matmul(&kv, &t, 0, rows, x, n_tok, yv, rows, &err) == ELLM_OK, "matmul");
+    int reported = 0;
+    for (int tk = 0; tk < n_tok && !reported; tk++)
+        for (int64_t r = 0; r < rows && !reported; r++) {
+            int64_t ref = 0, mag = 0;
+            for (int64_t c = 0; c < cols; c++) {
+                uint64_t e = (uint64_t)(r * cols + c);
+                int64_t w = bits == 32 ? (int64_t)((const float *)t.data)[e]
+                                       : code_at(&t, e) - (int64_t)t.qp.zeros[e / group];
+                int64_t p = w * (int64_t)x[tk * cols + c];
+                ref += p;
+                mag += p < 0 ? -p : p;
+            }
+            CHECK(mag < (1 << 24), "exact case too large for float: %lld", (long long)mag);
+            float a = ys[tk * rows + r], b = yv[tk * rows + r];
+            if (a != (float)ref || b != (float)ref) {
+                CHECK(0,
+                      "exact: bits %d %lldx%lld group %llu n_tok %d codes %s x %s zero %d %s path: token %d row %lld: "
+                      "scalar %.1f, simd %.1f, reference %lld",
+                      bits, (long long)rows, (long long)cols, (unsigned long long)group, n_tok, PAT_NAMES[code_pat],
+                      PAT_NAMES[x_pat], zero, int8 ? "int8" : "float", tk, (long long)r, a, b, (long long)ref);
+                reported = 1;
+            }
+        }
+    /* Row dequantization: s * (q - z) bit for bit in both paths, every row
+     * (odd row lengths start uint4 rows on a high nibble). */
+    if (bits != 32) {
+        for (uint64_t g = 0; g < t.qp.n_groups; g++) t.qp.scales[g] = (float)(0.001 + ellm_rng_uniform(rng));
+        float *ra = malloc((size_t)cols * sizeof(float)), *rb = malloc((size_t)cols * sizeof(float));
+        for (int64_t r = 0; r < rows && !reported; r++) {
+            ellm_row_dequant(&t, r, ra, 1);
+            ellm_row_dequant(&t, r, rb, 0);
+            for (int64_t c = 0; c < cols; c++) {
+                uint64_t e = (uint64_t)(r * cols + c), g = e / group;
+                float ref = t.qp.scales[g] * (float)(code_at(&t, e) - (int)t.qp.zeros[g]);
+                if (ra[c] != ref || rb[c] != ref) {
+                    CHECK(0, "row_dequant bits %d %lldx%lld row %lld col %lld: scalar %g simd %g reference %g", bits,
+                          (long long)rows, (long long)cols, (long long)r, (long long)c, ra[c], rb[c], ref);
+                    reported = 1;
+                    break;
+                }
+            }
+        }
+        free(ra), free(rb);
+    }
+    ellm_kernels_free(&ks);
+    ellm_kernels_free(&kv);
+    free(x), free(ys), free(yv);
+    ellm_qtensor_free(&t);
+}
+
+static void exact_cases(ellm_pool *pool, ellm_rng *rng) {
+    /* every pattern of codes against every pattern of activations, extreme
+     * zero points, integer path (x4 and one-token) and float path */
+    for (int bits = 8; bits >= 4; bits -= 4) {
+        const int maxq = (1 << bits) - 1, zeros[] = {-1, 0, maxq, 1 << (bits - 1)};
+        for (int cp = 0; cp < N_PAT; cp++)
+            for (int xp = 0; xp < N_PAT; xp++)
+                for (size_t z = 0; z < ELLM_ARRAY_LEN(zeros); z++)
+                    for (int exact = 0; exact <= 1; exact++) {
+                        exact_case(pool, rng, 9, 96, bits, 9 * 96, 5, cp, xp, zeros[z], exact);
+                        exact_case(pool, rng, 7, 96, bits, 96, 1, cp, xp, zeros[z], exact);
+                    }
+    }
+    for (int cp = 0; cp < N_PAT; cp++)
+        for (int xp = 0; xp < N_PAT; xp++) exact_case(pool, rng, 9, 99, 32, 1, cp == 0 ? 1 : 5, cp, xp, -1, 0);
+    /* shapes: long rows, odd lengths and tails of every vector loop, groups
+     * within rows and straddling them, 1 to 9 tokens */
+    const int64_t cols_list[] = {512, 256, 160, 64, 32, 99, 77, 47, 33, 17, 15, 8, 1};
+    const int toks[] = {1, 4, 9};
+    for (size_t c = 0; c < ELLM_ARRAY_LEN(cols_list); c++) {
+        int64_t cols = cols_list[c], rows = 11;
+        const uint64_t groups[] = {(uint64_t)(rows * cols), (uint64_t)cols, 32, 64, 7};
+        for (size_t tk = 0; tk < ELLM_ARRAY_LEN(toks); tk++) {
+            for (int bits = 8; bits >= 4; bits -= 4)
+                for (size_t g = 0; g < ELLM_ARRAY_LEN(groups); g++)
+                    for (int exact = 0; exact <= 1; exact++)
+                        exact_case(pool, rng, rows, cols, bits, groups[g], toks[tk], PAT_RANDOM, PAT_RANDOM, -1,
+                                   exact);
+            exact_case(pool, rng, rows, cols, 32, 1, toks[tk], PAT_RANDOM, PAT_RANDOM, -1, 0);
+        }
+    }
+}
+
 int main(void) {
     ellm_rng rng;
     ellm_rng_seed(&rng, 1234);
     printf("kernels: simd path %s (%s)\n", ellm_kernels_have_simd() ? "on" : "off", ellm_cpu_features());
+    /* The build's vectorised path is really compiled in, and named. */
+#if !defined(ELLM_FORCE_SCALAR) && ((defined(__AVX2__) && defined(__FMA__)) || defined(__aarch64__))
+    CHECK(ellm_kernels_have_simd(), "this build should have a vectorised path");
+#endif
+#if defined(__aarch64__) && !defined(ELLM_FORCE_SCALAR)
+    CHECK(strstr(ellm_cpu_features(), "neon") != NULL, "cpu features do not name NEON: %s", ellm_cpu_features());
+#if defined(__ARM_FEATURE_DOTPROD)
+    CHECK(strstr(ellm_cpu_features(), "dotprod") != NULL, "cpu features do not name dotprod: %s", ellm_cpu_features());
+#endif
+#endif
+    for (int threads = 1; threads <= 2; threads++) {
+        ellm_pool *pool;
+        ellm_error err;
+        if (ellm_pool_create(threads, &pool, &err)) {
+            fprintf(stderr, "pool: %s\n", err.message);
+            return 1;
+        }
+        exact_cases(pool, &rng);
+        ellm_pool_destroy(pool);
+    }
     for (int threads = 1; threads <= 2; threads++) {
         ellm_pool *pool;
         ellm_error err;
