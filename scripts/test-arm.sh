@@ -34,7 +34,7 @@ for l in "${LIBS[@]}"; do PKGS+=("$l:arm64"); done
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   echo "test-arm: enabling the arm64 architecture in dpkg"
   $SUDO dpkg --add-architecture arm64
-  $SUDO apt-get update -qq
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
 fi
 missing=()
 for p in "${PKGS[@]}"; do
@@ -42,8 +42,8 @@ for p in "${PKGS[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test-arm: installing ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
 fi
 qemu=$(command -v qemu-aarch64 || command -v qemu-aarch64-static || true)
 if [ -z "$qemu" ]; then

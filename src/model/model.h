@@ -108,7 +108,7 @@ typedef struct ellm_qacts {
 typedef struct ellm_kernels {
     ellm_pool *pool;
     int n_threads;
-    int force_scalar;         /* use the portable path even where AVX2 exists */
+    int force_scalar;         /* use the portable path even where AVX2 or NEON exists */
     int exact;                /* float activations for integer weights too (slower) */
     size_t scratch_floats;    /* per thread */
     float *scratch;           /* n_threads * scratch_floats */
