@@ -7,25 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/testing.h"
 #include "eval/eval.h"
 #include "eval/fake_lm.h"
-
-static int failures = 0;
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
-#define CHECK_NEAR(a, b, tol)                                                                     \
-    do {                                                                                          \
-        double a_ = (a), b_ = (b);                                                                \
-        if (!(fabs(a_ - b_) <= (tol))) {                                                          \
-            fprintf(stderr, "%s:%d: %s = %.9g, expected %.9g\n", __FILE__, __LINE__, #a, a_, b_); \
-            failures++;                                                                           \
-        }                                                                                         \
-    } while (0)
 
 static int g_windows_seen;
 static void on_window(void *user, int w, int n, double ppl, double se) {
@@ -371,10 +355,5 @@ int main(void) {
     test_story_task();
     test_gsm8k_extraction();
     test_gsm8k_eval();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("eval logic: all checks passed\n");
-    return 0;
+    return test_finish("eval logic");
 }
