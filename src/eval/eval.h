@@ -357,4 +357,17 @@ static inline bool ellm_blank(const char *s, size_t n) {
     return true;
 }
 
+struct json_t;
+
+/* JSON-lines cursor over data, shared by the HellaSwag .jsonl and GSM8k
+ * parsers: skips blank lines, counting every line in *line_no, and sets *obj
+ * to the object on the next one (a new reference for json_decref), NULL at
+ * the end of the buffer. A line that is not a JSON object fails with
+ * ELLM_E_FORMAT naming what and the line. */
+ellm_status ellm_jsonl_next(const char *data, size_t len, size_t *pos, size_t *line_no, const char *what,
+                            struct json_t **obj, ellm_error *err);
+
+/* The string member key of the JSON object o, NULL when absent or not a string. */
+const char *ellm_json_string(const struct json_t *o, const char *key);
+
 #endif /* ELLM_EVAL_H */

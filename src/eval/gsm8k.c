@@ -165,21 +165,19 @@ ellm_status ellm_gsm_parse(const char *data, size_t len, const char *what, ellm_
                            ellm_error *err) {
     memset(out, 0, sizeof *out);
     size_t cap = 0, pos = 0, line_no = 0;
-    const char *s;
-    size_t n;
-    while (ellm_next_line(data, len, &pos, &s, &n)) {
-        line_no++;
-        if (ellm_blank(s, n)) continue;
-        json_error_t je;
-        json_t *o = json_loadb(s, n, 0, &je);
-        json_t *q = json_object_get(o, "question"), *a = json_object_get(o, "answer");
-        if (!json_is_object(o) || !json_is_string(q) || !json_is_string(a)) {
-            bool parsed = o != NULL;
+    for (;;) {
+        json_t *o;
+        if (ellm_jsonl_next(data, len, &pos, &line_no, what, &o, err) != ELLM_OK) {
+            ellm_gsm_free(out);
+            return ELLM_E_FORMAT;
+        }
+        if (!o) break;
+        const char *q = ellm_json_string(o, "question"), *a = ellm_json_string(o, "answer");
+        if (!q || !a) {
             json_decref(o);
             ellm_gsm_free(out);
-            return ellm_fail(err, ELLM_E_FORMAT,
-                             "%s: line %zu: expected {\"question\": string, \"answer\": string}%s%s",
-                             what, line_no, parsed ? "" : ": ", parsed ? "" : je.text);
+            return ellm_fail(err, ELLM_E_FORMAT, "%s: line %zu: expected {\"question\": string, \"answer\": string}",
+                             what, line_no);
         }
         if (out->n == cap) {
             size_t nc = cap ? cap * 2 : 1024;
@@ -194,8 +192,8 @@ ellm_status ellm_gsm_parse(const char *data, size_t len, const char *what, ellm_
         }
         ellm_gsm_item *it = &out->items[out->n];
         memset(it, 0, sizeof *it);
-        it->question = ellm_strdup(json_string_value(q));
-        it->answer = ellm_strdup(json_string_value(a));
+        it->question = ellm_strdup(q);
+        it->answer = ellm_strdup(a);
         json_decref(o);
         out->n++;
         if (!it->question || !it->answer) {

@@ -158,16 +158,11 @@ static void py_capitalize(char *s) {
         s[i] = (char)(i == 0 ? toupper((unsigned char)s[i]) : tolower((unsigned char)s[i]));
 }
 
-static const char *json_str(json_t *o, const char *key) {
-    json_t *v = json_object_get(o, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 static ellm_status parse_jsonl_task(json_t *o, const char *what, size_t line_no, ellm_mc_task *t,
                                     ellm_error *err) {
-    const char *label_s = json_str(o, "activity_label");
-    const char *ctx_a = json_str(o, "ctx_a"), *ctx_b = json_str(o, "ctx_b");
-    const char *ctx = json_str(o, "ctx");
+    const char *label_s = ellm_json_string(o, "activity_label");
+    const char *ctx_a = ellm_json_string(o, "ctx_a"), *ctx_b = ellm_json_string(o, "ctx_b");
+    const char *ctx = ellm_json_string(o, "ctx");
     json_t *endings = json_object_get(o, "endings");
     json_t *label = json_object_get(o, "label");
     if (!json_is_array(endings) || json_array_size(endings) != ELLM_MC_ENDINGS)
@@ -224,19 +219,13 @@ ellm_status ellm_mc_parse_jsonl(const char *data, size_t len, const char *what, 
                                 ellm_error *err) {
     memset(out, 0, sizeof *out);
     size_t cap = 0, pos = 0, line_no = 0;
-    const char *s;
-    size_t n;
-    while (ellm_next_line(data, len, &pos, &s, &n)) {
-        line_no++;
-        if (ellm_blank(s, n)) continue;
-        json_error_t je;
-        json_t *o = json_loadb(s, n, 0, &je);
-        if (!json_is_object(o)) {
-            json_decref(o);
+    for (;;) {
+        json_t *o;
+        if (ellm_jsonl_next(data, len, &pos, &line_no, what, &o, err) != ELLM_OK) {
             ellm_mc_free(out);
-            return ellm_fail(err, ELLM_E_FORMAT, "%s: line %zu: not a JSON object (%s)", what, line_no,
-                             je.text);
+            return ELLM_E_FORMAT;
         }
+        if (!o) break;
         if (grow_tasks(out, &cap, err) != ELLM_OK) {
             json_decref(o);
             ellm_mc_free(out);

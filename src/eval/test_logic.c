@@ -2,6 +2,7 @@
  * perplexity windows and statistics, multiple-choice scoring (acc vs
  * acc_norm, k-shot prompts, truncation), GSM8k extraction and generation,
  * parser error paths. */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +200,26 @@ static void test_mc_parsers(void) {
     const char *jlabel = "{\"ctx\": \"x\", \"endings\": [\"a\", \"b\", \"c\", \"d\"], \"label\": \"\"}\n";
     CHECK(ellm_mc_parse_jsonl(jlabel, strlen(jlabel), "h.jsonl", &s, &err) == ELLM_E_FORMAT);
     CHECK(ellm_mc_parse_jsonl("{not json\n", 10, "h.jsonl", &s, &err) == ELLM_E_FORMAT);
+    CHECK(strstr(err.message, "h.jsonl: line 1: not a JSON object") != NULL, "%s", err.message);
+}
+
+/* The JSON-lines cursor both .jsonl parsers use: blank lines skipped but
+ * counted, every object returned once, a bad line named. */
+static void test_jsonl_cursor(void) {
+    const char *data = "{\"a\": \"x\"}\n\n  \r\n{\"a\": 5}\n[1, 2]\n";
+    size_t len = strlen(data), pos = 0, line = 0;
+    ellm_error err = {0};
+    json_t *o;
+    CHECK(ellm_jsonl_next(data, len, &pos, &line, "t.jsonl", &o, &err) == ELLM_OK && o && line == 1);
+    CHECK(o && strcmp(ellm_json_string(o, "a"), "x") == 0 && !ellm_json_string(o, "b"));
+    json_decref(o);
+    CHECK(ellm_jsonl_next(data, len, &pos, &line, "t.jsonl", &o, &err) == ELLM_OK && o && line == 4);
+    CHECK(o && !ellm_json_string(o, "a"));
+    json_decref(o);
+    CHECK(ellm_jsonl_next(data, len, &pos, &line, "t.jsonl", &o, &err) == ELLM_E_FORMAT && !o);
+    CHECK(strstr(err.message, "t.jsonl: line 5: not a JSON object") != NULL, "%s", err.message);
+    pos = len;
+    CHECK(ellm_jsonl_next(data, len, &pos, &line, "t.jsonl", &o, &err) == ELLM_OK && !o);
 }
 
 static void test_story_task(void) {
@@ -332,6 +353,10 @@ static void test_gsm8k_eval(void) {
     CHECK(strstr(err.message, "bad.jsonl: line 1") != NULL);
     const char *notjson = "{\"question\": 5}\n";
     CHECK(ellm_gsm_parse(notjson, strlen(notjson), "bad.jsonl", &train, &err) == ELLM_E_FORMAT);
+    CHECK(strstr(err.message, "bad.jsonl: line 1: expected {\"question\": string") != NULL, "%s", err.message);
+    const char *garbage = "\n{\"question\": \"Q?\", \"answer\": \"#### 1\"}\n{oops\n";
+    CHECK(ellm_gsm_parse(garbage, strlen(garbage), "bad.jsonl", &train, &err) == ELLM_E_FORMAT);
+    CHECK(strstr(err.message, "bad.jsonl: line 3: not a JSON object") != NULL, "%s", err.message);
 }
 
 static void test_stats(void) {
@@ -352,6 +377,7 @@ int main(void) {
     test_perplexity();
     test_multiple_choice();
     test_mc_parsers();
+    test_jsonl_cursor();
     test_story_task();
     test_gsm8k_extraction();
     test_gsm8k_eval();
