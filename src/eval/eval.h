@@ -359,13 +359,16 @@ static inline bool ellm_blank(const char *s, size_t n) {
 
 struct json_t;
 
-/* JSON-lines cursor over data, shared by the HellaSwag .jsonl and GSM8k
- * parsers: skips blank lines, counting every line in *line_no, and sets *obj
- * to the object on the next one (a new reference for json_decref), NULL at
- * the end of the buffer. A line that is not a JSON object fails with
- * ELLM_E_FORMAT naming what and the line. */
-ellm_status ellm_jsonl_next(const char *data, size_t len, size_t *pos, size_t *line_no, const char *what,
-                            struct json_t **obj, ellm_error *err);
+/* What ellm_jsonl_each calls on each object: line_no counts from 1. */
+typedef ellm_status (*ellm_jsonl_fn)(void *user, const struct json_t *obj, const char *what, size_t line_no,
+                                     ellm_error *err);
+
+/* The JSON-lines reader shared by the HellaSwag .jsonl and GSM8k parsers:
+ * calls fn on the object of every non-blank line of data, in order, and
+ * stops at the first failure: fn's, or ELLM_E_FORMAT naming what and the
+ * line when a line is not a JSON object. */
+ellm_status ellm_jsonl_each(const char *data, size_t len, const char *what, ellm_jsonl_fn fn, void *user,
+                            ellm_error *err);
 
 /* The string member key of the JSON object o, NULL when absent or not a string. */
 const char *ellm_json_string(const struct json_t *o, const char *key);

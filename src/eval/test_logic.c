@@ -203,23 +203,39 @@ static void test_mc_parsers(void) {
     CHECK(strstr(err.message, "h.jsonl: line 1: not a JSON object") != NULL, "%s", err.message);
 }
 
-/* The JSON-lines cursor both .jsonl parsers use: blank lines skipped but
- * counted, every object returned once, a bad line named. */
-static void test_jsonl_cursor(void) {
-    const char *data = "{\"a\": \"x\"}\n\n  \r\n{\"a\": 5}\n[1, 2]\n";
-    size_t len = strlen(data), pos = 0, line = 0;
+/* The JSON-lines reader both .jsonl parsers use: blank lines skipped but
+ * counted, every object passed once in order, a bad line named, the
+ * callback's failure returned as it is. */
+typedef struct jsonl_seen {
+    int n, stop_at;
+    size_t lines[4];
+    const char *a[4];
+} jsonl_seen;
+
+static ellm_status on_jsonl(void *user, const json_t *o, const char *what, size_t line_no, ellm_error *err) {
+    jsonl_seen *s = user;
+    if (s->n == s->stop_at) return ellm_fail(err, ELLM_E_UNSUPPORTED, "%s: line %zu: stop", what, line_no);
+    s->lines[s->n] = line_no;
+    s->a[s->n++] = ellm_json_string(o, "a") ? "string" : "other";
+    return ELLM_OK;
+}
+
+static void test_jsonl_reader(void) {
+    const char *good = "{\"a\": \"x\"}\n\n  \r\n{\"a\": 5}";
     ellm_error err = {0};
-    json_t *o;
-    CHECK(ellm_jsonl_next(data, len, &pos, &line, "t.jsonl", &o, &err) == ELLM_OK && o && line == 1);
-    CHECK(o && strcmp(ellm_json_string(o, "a"), "x") == 0 && !ellm_json_string(o, "b"));
-    json_decref(o);
-    CHECK(ellm_jsonl_next(data, len, &pos, &line, "t.jsonl", &o, &err) == ELLM_OK && o && line == 4);
-    CHECK(o && !ellm_json_string(o, "a"));
-    json_decref(o);
-    CHECK(ellm_jsonl_next(data, len, &pos, &line, "t.jsonl", &o, &err) == ELLM_E_FORMAT && !o);
-    CHECK(strstr(err.message, "t.jsonl: line 5: not a JSON object") != NULL, "%s", err.message);
-    pos = len;
-    CHECK(ellm_jsonl_next(data, len, &pos, &line, "t.jsonl", &o, &err) == ELLM_OK && !o);
+    jsonl_seen s = {.stop_at = -1};
+    CHECK(ellm_jsonl_each(good, strlen(good), "t.jsonl", on_jsonl, &s, &err) == ELLM_OK);
+    CHECK(s.n == 2 && s.lines[0] == 1 && s.lines[1] == 4, "%d objects, lines %zu %zu", s.n, s.lines[0], s.lines[1]);
+    CHECK(s.n == 2 && !strcmp(s.a[0], "string") && !strcmp(s.a[1], "other"));
+    const char *bad = "{\"a\": \"x\"}\n[1, 2]\n{\"a\": \"y\"}\n";
+    s = (jsonl_seen){.stop_at = -1};
+    CHECK(ellm_jsonl_each(bad, strlen(bad), "t.jsonl", on_jsonl, &s, &err) == ELLM_E_FORMAT && s.n == 1);
+    CHECK(strstr(err.message, "t.jsonl: line 2: not a JSON object") != NULL, "%s", err.message);
+    s = (jsonl_seen){.stop_at = 1};
+    CHECK(ellm_jsonl_each(good, strlen(good), "t.jsonl", on_jsonl, &s, &err) == ELLM_E_UNSUPPORTED && s.n == 1);
+    CHECK(strstr(err.message, "t.jsonl: line 4: stop") != NULL, "%s", err.message);
+    s = (jsonl_seen){.stop_at = -1};
+    CHECK(ellm_jsonl_each("", 0, "t.jsonl", on_jsonl, &s, &err) == ELLM_OK && s.n == 0);
 }
 
 static void test_story_task(void) {
@@ -377,7 +393,7 @@ int main(void) {
     test_perplexity();
     test_multiple_choice();
     test_mc_parsers();
-    test_jsonl_cursor();
+    test_jsonl_reader();
     test_story_task();
     test_gsm8k_extraction();
     test_gsm8k_eval();
