@@ -276,6 +276,23 @@ static int load_file(corpus *c, ellm_file *f, ellm_error *err) {
     return 1;
 }
 
+/* NAME_bytes (null when the baseline did not run) and NAME_decode_* speeds in root. */
+static void baseline_json(json_t *root, const char *name, const baseline *b, uint64_t raw_bytes, uint64_t symbols) {
+    char key[64];
+    snprintf(key, sizeof key, "%s_bytes", name);
+    if (!b->ok) {
+        json_object_set_new(root, key, json_null());
+        return;
+    }
+    json_object_set_new(root, key, json_integer((json_int_t)b->bytes));
+    snprintf(key, sizeof key, "%s_decode_bytes_per_second", name);
+    json_object_set_new(root, key, json_real((double)raw_bytes / b->decode_seconds));
+    snprintf(key, sizeof key, "%s_decode_symbols_per_second", name);
+    json_object_set_new(root, key, json_real((double)symbols / b->decode_seconds));
+    snprintf(key, sizeof key, "%s_decode_symbols_per_cpu_second", name);
+    json_object_set_new(root, key, json_real((double)symbols / b->cpu_seconds));
+}
+
 /* ---- the benchmark ----------------------------------------------------- */
 
 int bench_decode_main(int argc, char **argv) {
@@ -392,22 +409,8 @@ int bench_decode_main(int argc, char **argv) {
                 "coded_bytes", (json_int_t)c.coded_bytes, "entropy_bits", c.symbols ? c.entropy_bits / (double)c.symbols : 0.0,
                 "entropy_bytes", entropy_bytes, "runs", runs, "cpu_features", ellm_cpu_features(), "repeat", (int)repeat);
             if (have_synth) json_object_set_new(root, "segment_symbols", json_integer(c.views[0].segment_symbols));
-            if (zs.ok) {
-                json_object_set_new(root, "zstd_bytes", json_integer((json_int_t)zs.bytes));
-                json_object_set_new(root, "zstd_decode_bytes_per_second", json_real((double)raw_bytes / zs.decode_seconds));
-                json_object_set_new(root, "zstd_decode_symbols_per_second", json_real((double)c.symbols / zs.decode_seconds));
-                json_object_set_new(root, "zstd_decode_symbols_per_cpu_second", json_real((double)c.symbols / zs.cpu_seconds));
-            } else {
-                json_object_set_new(root, "zstd_bytes", json_null());
-            }
-            if (xz.ok) {
-                json_object_set_new(root, "xz_bytes", json_integer((json_int_t)xz.bytes));
-                json_object_set_new(root, "xz_decode_bytes_per_second", json_real((double)raw_bytes / xz.decode_seconds));
-                json_object_set_new(root, "xz_decode_symbols_per_second", json_real((double)c.symbols / xz.decode_seconds));
-                json_object_set_new(root, "xz_decode_symbols_per_cpu_second", json_real((double)c.symbols / xz.cpu_seconds));
-            } else {
-                json_object_set_new(root, "xz_bytes", json_null());
-            }
+            baseline_json(root, "zstd", &zs, raw_bytes, c.symbols);
+            baseline_json(root, "xz", &xz, raw_bytes, c.symbols);
             char *s = json_dumps(root, JSON_COMPACT);
             printf("%s\n", s);
             free(s);

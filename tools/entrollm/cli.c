@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/common.h"
+#include "eval/eval.h"
+
 int cli_exit_code(ellm_status s) {
     switch (s) {
     case ELLM_OK: return EXIT_OK;
@@ -161,6 +164,14 @@ void cli_print_options(FILE *out, const cli_opt *opts) {
 }
 
 bool cli_is_help(const char *arg) { return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0; }
+
+ellm_status cli_eval_open(const char *model_path, long threads, ellm_model **model, ellm_lm *lm, ellm_error *err) {
+    ellm_progress bar;
+    ellm_progress_init(&bar, "loading");
+    ellm_status st = ellm_eval_open(model_path, (int)threads, ellm_progress_callback, &bar, model, lm, err);
+    ellm_progress_finish(&bar);
+    return st;
+}
 
 const char *cli_human_bytes(uint64_t n, char *buf, size_t size) {
     const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};

@@ -105,6 +105,12 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, const
 /* The options' help lines ("  -o, --output FILE  help"), aligned, then "-h, --help". */
 void cli_print_options(FILE *out, const cli_opt *opts);
 
+/* ellm_eval_open (eval/eval.h) with a "loading" progress bar on stderr when
+ * it is a terminal: how the evaluation commands open MODEL. */
+struct ellm_lm;
+ellm_status cli_eval_open(const char *model_path, long threads, ellm_model **model, struct ellm_lm *lm,
+                          ellm_error *err);
+
 /* "12.3 MiB" style sizes into buf. */
 const char *cli_human_bytes(uint64_t n, char *buf, size_t buf_size);
 

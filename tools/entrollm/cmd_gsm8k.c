@@ -63,16 +63,13 @@ int cmd_gsm8k(int argc, char **argv) {
         ellm_gsm_free(&test);
         return cli_report_error(&err);
     }
-    ellm_progress bar;
-    ellm_progress_init(&bar, "loading");
     ellm_model *model = NULL;
     ellm_lm lm;
-    if (ellm_eval_open(model_path, (int)threads, ellm_progress_callback, &bar, &model, &lm, &err) != ELLM_OK) {
-        ellm_progress_finish(&bar);
+    if (cli_eval_open(model_path, threads, &model, &lm, &err) != ELLM_OK) {
         ellm_gsm_free(&test), ellm_gsm_free(&train);
         return cli_report_error(&err);
     }
-    ellm_progress_finish(&bar);
+    ellm_progress bar;
     ellm_model_info info;
     ellm_model_get_info(model, &info);
     ellm_progress_init(&bar, "gsm8k");

@@ -95,16 +95,13 @@ int cmd_hellaswag(int argc, char **argv) {
         ellm_mc_free(&set);
         return cli_usage_error("hellaswag", "--shots %ld needs more than %zu tasks in %s", shots, set.n, file);
     }
-    ellm_progress bar;
-    ellm_progress_init(&bar, "loading");
     ellm_model *model = NULL;
     ellm_lm lm;
-    if (ellm_eval_open(model_path, (int)threads, ellm_progress_callback, &bar, &model, &lm, &err) != ELLM_OK) {
-        ellm_progress_finish(&bar);
+    if (cli_eval_open(model_path, threads, &model, &lm, &err) != ELLM_OK) {
         ellm_mc_free(&set);
         return cli_report_error(&err);
     }
-    ellm_progress_finish(&bar);
+    ellm_progress bar;
     ellm_model_info info;
     ellm_model_get_info(model, &info);
     ellm_progress_init(&bar, "hellaswag");

@@ -64,16 +64,13 @@ int cmd_perplexity(int argc, char **argv) {
     uint8_t *text = NULL;
     size_t len = 0;
     if (ellm_read_file(text_path, &text, &len, &err) != ELLM_OK) return cli_report_error(&err);
-    ellm_progress bar;
-    ellm_progress_init(&bar, "loading");
     ellm_model *model = NULL;
     ellm_lm lm;
-    if (ellm_eval_open(model_path, (int)threads, ellm_progress_callback, &bar, &model, &lm, &err) != ELLM_OK) {
-        ellm_progress_finish(&bar);
+    if (cli_eval_open(model_path, threads, &model, &lm, &err) != ELLM_OK) {
         free(text);
         return cli_report_error(&err);
     }
-    ellm_progress_finish(&bar);
+    ellm_progress bar;
     ellm_model_info info;
     ellm_model_get_info(model, &info);
     ellm_ppl_result r;
