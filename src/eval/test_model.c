@@ -40,7 +40,8 @@ static void test_scoring(const char *path) {
     }
     CHECK(maxd < 1e-4);
     /* b after a (shared prefix reused from the cache) == b on a fresh model */
-    if (lm.logprobs(lm.ctx, ia, na, 1, la, &err) || lm.logprobs(lm.ctx, ib, nb, 5, lb, &err)) test_die("logprobs", &err);
+    if (lm.logprobs(lm.ctx, ia, na, 1, la, &err) || lm.logprobs(lm.ctx, ib, nb, 5, lb, &err))
+        test_die("logprobs", &err);
     ellm_model *m2;
     ellm_lm lm2;
     if (ellm_eval_open(path, 1, NULL, NULL, &m2, &lm2, &err)) test_die("load", &err);

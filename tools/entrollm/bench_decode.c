@@ -301,7 +301,8 @@ int bench_decode_main(int argc, char **argv) {
     long bits = 0, threads = ellm_cpu_count(), repeat = 5, seg = 0;
     bool json = false, have_synth = false, no_baselines = false;
     const cli_opt opts[] = {
-        {CLI_U64("--synthetic", NULL, &synthetic, 0, 1ull << 34, "COUNT", "decode COUNT synthetic symbols instead of a file"),
+        {CLI_U64("--synthetic", NULL, &synthetic, 0, 1ull << 34, "COUNT",
+                 "decode COUNT synthetic symbols instead of a file"),
          .given = &have_synth},
         {CLI_INT("--bits", NULL, &bits, 4, 8, "B", "8 or 4: the synthetic symbols' width")},
         {CLI_STRING("--coder", NULL, &coder_name, "C", "huffman (default) or rans, for --synthetic")},

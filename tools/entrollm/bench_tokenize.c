@@ -79,8 +79,10 @@ int bench_tokenize_main(int argc, char **argv) {
     long repeat = 3;
     bool json = false;
     const cli_opt opts[] = {
-        {CLI_STRING("--text", NULL, &text_path, "FILE", "text to encode (default: DATA/wikitext2/wiki.test.raw, 1.3 MB)")},
-        {CLI_INT("--repeat", NULL, &repeat, 1, 64, "N", "timed encodings per tokenizer (default 3; the median is reported)")},
+        {CLI_STRING("--text", NULL, &text_path, "FILE",
+                    "text to encode (default: DATA/wikitext2/wiki.test.raw, 1.3 MB)")},
+        {CLI_INT("--repeat", NULL, &repeat, 1, 64, "N",
+                 "timed encodings per tokenizer (default 3; the median is reported)")},
         {CLI_FLAG("--json", NULL, &json, "print one JSON object: text, bytes, cpu, results[]")},
         {0},
     };

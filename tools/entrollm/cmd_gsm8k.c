@@ -38,12 +38,14 @@ int cmd_gsm8k(int argc, char **argv) {
     uint64_t seed = 1;
     bool json = false, verbose = false;
     const cli_opt opts[] = {
-        {CLI_STRING("--train", NULL, &train_path, "FILE", "training split for the exemplars (required when --shots > 0)")},
+        {CLI_STRING("--train", NULL, &train_path, "FILE",
+                    "training split for the exemplars (required when --shots > 0)")},
         {CLI_INT("--shots", NULL, &shots, 0, 64, "K", "exemplars (default 8)")},
         {CLI_INT("--limit", NULL, &limit, 1, 1L << 30, "K", "only the first K test questions")},
         {CLI_INT("--max-tokens", NULL, &max_tokens, 1, 1 << 20, "N",
                  "tokens generated per answer (default 256, at most half the context)")},
-        {CLI_U64("--seed", NULL, &seed, 0, UINT64_MAX, "S", "picks the exemplars (default 1; the same for every question)")},
+        {CLI_U64("--seed", NULL, &seed, 0, UINT64_MAX, "S",
+                 "picks the exemplars (default 1; the same for every question)")},
         {CLI_INT("--threads", NULL, &threads, 1, 1024, "N", "threads (default: all cores)")},
         {CLI_FLAG("--verbose", "-v", &verbose, "print every generated answer")},
         {CLI_FLAG("--json", NULL, &json, "print one JSON object on stdout: accuracy, n, ...")},

@@ -64,12 +64,15 @@ int cmd_hellaswag(int argc, char **argv) {
     uint64_t seed = 1;
     bool json = false;
     const cli_opt opts[] = {
-        {CLI_INT("--shots", NULL, &shots, 0, 64, "K", "prepend K exemplars (other tasks with their gold ending; default 0)")},
-        {CLI_INT("--limit", NULL, &limit, 1, 1L << 30, "K", "only the first K tasks (stories with --build-story-task)")},
+        {CLI_INT("--shots", NULL, &shots, 0, 64, "K",
+                 "prepend K exemplars (other tasks with their gold ending; default 0)")},
+        {CLI_INT("--limit", NULL, &limit, 1, 1L << 30, "K",
+                 "only the first K tasks (stories with --build-story-task)")},
         {CLI_U64("--seed", NULL, &seed, 0, UINT64_MAX, "S", "seed for exemplars / the story task (default 1)")},
         {CLI_INT("--threads", NULL, &threads, 1, 1024, "N", "threads (default: all cores)")},
         {CLI_FLAG("--json", NULL, &json, "print one JSON object on stdout: acc, acc_norm, n, stderrs")},
-        {CLI_STRING("--build-story-task", NULL, &story_src, "STORIES.txt", "write the story-ending task of a TinyStories text")},
+        {CLI_STRING("--build-story-task", NULL, &story_src, "STORIES.txt",
+                    "write the story-ending task of a TinyStories text")},
         {CLI_STRING("--output", "-o", &out_path, "FILE", "output of --build-story-task (written atomically)")},
         {CLI_INT("--per-story", NULL, &per_story, 1, ELLM_STORY_MAX_CUTS, "C", "distinct cuts per story (default 1)")},
         {0},
