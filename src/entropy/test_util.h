@@ -1,6 +1,6 @@
 /*
  * test_util.h - helpers for the entropy and decode tests: symbol generators
- * with the histograms the tests need, and a CHECK macro.
+ * with the histograms the tests need (assertions: common/testing.h).
  */
 #ifndef ELLM_ENTROPY_TEST_UTIL_H
 #define ELLM_ENTROPY_TEST_UTIL_H
@@ -11,19 +11,8 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "common/testing.h"
 #include "entropy/entropy.h"
-
-static int test_failures;
-
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fprintf(stderr, "\n");                                           \
-            test_failures++;                                                 \
-        }                                                                    \
-    } while (0)
 
 typedef enum {
     HIST_UNIFORM,

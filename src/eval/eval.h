@@ -357,4 +357,20 @@ static inline bool ellm_blank(const char *s, size_t n) {
     return true;
 }
 
+struct json_t;
+
+/* What ellm_jsonl_each calls on each object: line_no counts from 1. */
+typedef ellm_status (*ellm_jsonl_fn)(void *user, const struct json_t *obj, const char *what, size_t line_no,
+                                     ellm_error *err);
+
+/* The JSON-lines reader shared by the HellaSwag .jsonl and GSM8k parsers:
+ * calls fn on the object of every non-blank line of data, in order, and
+ * stops at the first failure: fn's, or ELLM_E_FORMAT naming what and the
+ * line when a line is not a JSON object. */
+ellm_status ellm_jsonl_each(const char *data, size_t len, const char *what, ellm_jsonl_fn fn, void *user,
+                            ellm_error *err);
+
+/* The string member key of the JSON object o, NULL when absent or not a string. */
+const char *ellm_json_string(const struct json_t *o, const char *key);
+
 #endif /* ELLM_EVAL_H */

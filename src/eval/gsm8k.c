@@ -161,55 +161,44 @@ char *ellm_gsm_exemplar(const ellm_gsm_item *item) {
 
 /* ---- parsing ------------------------------------------------------------ */
 
+typedef struct gsm_parser {
+    ellm_gsm_set *set;
+    size_t cap;
+} gsm_parser;
+
+/* One line {"question": ..., "answer": "... #### N"}, appended to the set. */
+static ellm_status add_question(void *user, const json_t *o, const char *what, size_t line_no, ellm_error *err) {
+    gsm_parser *p = user;
+    ellm_gsm_set *out = p->set;
+    const char *q = ellm_json_string(o, "question"), *a = ellm_json_string(o, "answer");
+    if (!q || !a)
+        return ellm_fail(err, ELLM_E_FORMAT, "%s: line %zu: expected {\"question\": string, \"answer\": string}",
+                         what, line_no);
+    if (out->n == p->cap) {
+        size_t nc = p->cap ? p->cap * 2 : 1024;
+        ellm_gsm_item *it = realloc(out->items, nc * sizeof *it);
+        if (!it) return ellm_fail(err, ELLM_E_NOMEM, "%s: out of memory", what);
+        out->items = it;
+        p->cap = nc;
+    }
+    ellm_gsm_item *it = &out->items[out->n++];
+    memset(it, 0, sizeof *it);
+    it->question = ellm_strdup(q);
+    it->answer = ellm_strdup(a);
+    if (!it->question || !it->answer) return ellm_fail(err, ELLM_E_NOMEM, "%s: out of memory", what);
+    if (!ellm_gsm_extract_reference(it->answer, it->target, sizeof it->target))
+        return ellm_fail(err, ELLM_E_FORMAT, "%s: line %zu: the answer has no \"#### <number>\"", what, line_no);
+    return ELLM_OK;
+}
+
 ellm_status ellm_gsm_parse(const char *data, size_t len, const char *what, ellm_gsm_set *out,
                            ellm_error *err) {
     memset(out, 0, sizeof *out);
-    size_t cap = 0, pos = 0, line_no = 0;
-    const char *s;
-    size_t n;
-    while (ellm_next_line(data, len, &pos, &s, &n)) {
-        line_no++;
-        if (ellm_blank(s, n)) continue;
-        json_error_t je;
-        json_t *o = json_loadb(s, n, 0, &je);
-        json_t *q = json_object_get(o, "question"), *a = json_object_get(o, "answer");
-        if (!json_is_object(o) || !json_is_string(q) || !json_is_string(a)) {
-            bool parsed = o != NULL;
-            json_decref(o);
-            ellm_gsm_free(out);
-            return ellm_fail(err, ELLM_E_FORMAT,
-                             "%s: line %zu: expected {\"question\": string, \"answer\": string}%s%s",
-                             what, line_no, parsed ? "" : ": ", parsed ? "" : je.text);
-        }
-        if (out->n == cap) {
-            size_t nc = cap ? cap * 2 : 1024;
-            ellm_gsm_item *it = realloc(out->items, nc * sizeof *it);
-            if (!it) {
-                json_decref(o);
-                ellm_gsm_free(out);
-                return ellm_fail(err, ELLM_E_NOMEM, "%s: out of memory", what);
-            }
-            out->items = it;
-            cap = nc;
-        }
-        ellm_gsm_item *it = &out->items[out->n];
-        memset(it, 0, sizeof *it);
-        it->question = ellm_strdup(json_string_value(q));
-        it->answer = ellm_strdup(json_string_value(a));
-        json_decref(o);
-        out->n++;
-        if (!it->question || !it->answer) {
-            ellm_gsm_free(out);
-            return ellm_fail(err, ELLM_E_NOMEM, "%s: out of memory", what);
-        }
-        if (!ellm_gsm_extract_reference(it->answer, it->target, sizeof it->target)) {
-            ellm_gsm_free(out);
-            return ellm_fail(err, ELLM_E_FORMAT, "%s: line %zu: the answer has no \"#### <number>\"",
-                             what, line_no);
-        }
-    }
-    if (out->n == 0) return ellm_fail(err, ELLM_E_FORMAT, "%s: no question", what);
-    return ELLM_OK;
+    gsm_parser p = {out, 0};
+    ellm_status st = ellm_jsonl_each(data, len, what, add_question, &p, err);
+    if (st == ELLM_OK && out->n == 0) st = ellm_fail(err, ELLM_E_FORMAT, "%s: no question", what);
+    if (st != ELLM_OK) ellm_gsm_free(out);
+    return st;
 }
 
 ellm_status ellm_gsm_load(const char *path, ellm_gsm_set *out, ellm_error *err) {

@@ -158,16 +158,11 @@ static void py_capitalize(char *s) {
         s[i] = (char)(i == 0 ? toupper((unsigned char)s[i]) : tolower((unsigned char)s[i]));
 }
 
-static const char *json_str(json_t *o, const char *key) {
-    json_t *v = json_object_get(o, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-static ellm_status parse_jsonl_task(json_t *o, const char *what, size_t line_no, ellm_mc_task *t,
+static ellm_status parse_jsonl_task(const json_t *o, const char *what, size_t line_no, ellm_mc_task *t,
                                     ellm_error *err) {
-    const char *label_s = json_str(o, "activity_label");
-    const char *ctx_a = json_str(o, "ctx_a"), *ctx_b = json_str(o, "ctx_b");
-    const char *ctx = json_str(o, "ctx");
+    const char *label_s = ellm_json_string(o, "activity_label");
+    const char *ctx_a = ellm_json_string(o, "ctx_a"), *ctx_b = ellm_json_string(o, "ctx_b");
+    const char *ctx = ellm_json_string(o, "ctx");
     json_t *endings = json_object_get(o, "endings");
     json_t *label = json_object_get(o, "label");
     if (!json_is_array(endings) || json_array_size(endings) != ELLM_MC_ENDINGS)
@@ -220,38 +215,27 @@ static ellm_status parse_jsonl_task(json_t *o, const char *what, size_t line_no,
     return ELLM_OK;
 }
 
+typedef struct mc_parser {
+    ellm_mc_set *set;
+    size_t cap;
+} mc_parser;
+
+static ellm_status add_jsonl_task(void *user, const json_t *o, const char *what, size_t line_no, ellm_error *err) {
+    mc_parser *p = user;
+    if (grow_tasks(p->set, &p->cap, err) != ELLM_OK) return ELLM_E_NOMEM;
+    ellm_status st = parse_jsonl_task(o, what, line_no, &p->set->tasks[p->set->n], err);
+    if (st == ELLM_OK) p->set->n++;
+    return st;
+}
+
 ellm_status ellm_mc_parse_jsonl(const char *data, size_t len, const char *what, ellm_mc_set *out,
                                 ellm_error *err) {
     memset(out, 0, sizeof *out);
-    size_t cap = 0, pos = 0, line_no = 0;
-    const char *s;
-    size_t n;
-    while (ellm_next_line(data, len, &pos, &s, &n)) {
-        line_no++;
-        if (ellm_blank(s, n)) continue;
-        json_error_t je;
-        json_t *o = json_loadb(s, n, 0, &je);
-        if (!json_is_object(o)) {
-            json_decref(o);
-            ellm_mc_free(out);
-            return ellm_fail(err, ELLM_E_FORMAT, "%s: line %zu: not a JSON object (%s)", what, line_no,
-                             je.text);
-        }
-        if (grow_tasks(out, &cap, err) != ELLM_OK) {
-            json_decref(o);
-            ellm_mc_free(out);
-            return ELLM_E_NOMEM;
-        }
-        ellm_status st = parse_jsonl_task(o, what, line_no, &out->tasks[out->n], err);
-        json_decref(o);
-        if (st != ELLM_OK) {
-            ellm_mc_free(out);
-            return st;
-        }
-        out->n++;
-    }
-    if (out->n == 0) return ellm_fail(err, ELLM_E_FORMAT, "%s: no task", what);
-    return ELLM_OK;
+    mc_parser p = {out, 0};
+    ellm_status st = ellm_jsonl_each(data, len, what, add_jsonl_task, &p, err);
+    if (st == ELLM_OK && out->n == 0) st = ellm_fail(err, ELLM_E_FORMAT, "%s: no task", what);
+    if (st != ELLM_OK) ellm_mc_free(out);
+    return st;
 }
 
 ellm_status ellm_mc_load(const char *path, ellm_mc_set *out, ellm_error *err) {

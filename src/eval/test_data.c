@@ -7,31 +7,11 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "common/testing.h"
 #include "eval/eval.h"
 
-static int failures = 0;
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
-
-static const char *data_dir(void) {
-    const char *d = getenv("ELLM_DATA_DIR");
-    if (!d || !*d || !ellm_path_is_dir(d)) {
-        fprintf(stderr, "ELLM_DATA_DIR is unset or not a directory (%s): this test needs the shared "
-                        "reference data\n", d ? d : "unset");
-        exit(1);
-    }
-    return d;
-}
-
-static char *path_of(const char *rel) { return ellm_path_join(data_dir(), rel); }
-
 static void test_hellaswag(void) {
-    char *p = path_of("hellaswag/hellaswag_val_full.txt");
+    char *p = test_data_path("hellaswag/hellaswag_val_full.txt");
     ellm_mc_set s;
     ellm_error err = {0};
     ellm_status st = ellm_mc_load(p, &s, &err);
@@ -58,7 +38,7 @@ static void test_hellaswag(void) {
 static void test_gsm8k(void) {
     ellm_error err = {0};
     ellm_gsm_set test, train;
-    char *pt = path_of("gsm8k/test.jsonl"), *pr = path_of("gsm8k/train.jsonl");
+    char *pt = test_data_path("gsm8k/test.jsonl"), *pr = test_data_path("gsm8k/train.jsonl");
     ellm_status st = ellm_gsm_load(pt, &test, &err);
     if (st != ELLM_OK) fprintf(stderr, "%s\n", err.message);
     CHECK(st == ELLM_OK && test.n == 1319);
@@ -87,7 +67,7 @@ static void test_gsm8k(void) {
 }
 
 static void test_wikitext(void) {
-    char *p = path_of("wikitext2/wiki.test.raw");
+    char *p = test_data_path("wikitext2/wiki.test.raw");
     uint8_t *data;
     size_t size;
     ellm_error err = {0};
@@ -101,7 +81,7 @@ static void test_wikitext(void) {
 }
 
 static void test_story_task(void) {
-    char *p = path_of("tinystories/validation_100.txt");
+    char *p = test_data_path("tinystories/validation_100.txt");
     uint8_t *data;
     size_t size;
     ellm_error err = {0};
@@ -144,10 +124,5 @@ int main(void) {
     test_gsm8k();
     test_wikitext();
     test_story_task();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("eval data parsers: all checks passed\n");
-    return 0;
+    return test_finish("eval data parsers");
 }

@@ -2,30 +2,15 @@
  * perplexity windows and statistics, multiple-choice scoring (acc vs
  * acc_norm, k-shot prompts, truncation), GSM8k extraction and generation,
  * parser error paths. */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/testing.h"
 #include "eval/eval.h"
 #include "eval/fake_lm.h"
-
-static int failures = 0;
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
-#define CHECK_NEAR(a, b, tol)                                                                     \
-    do {                                                                                          \
-        double a_ = (a), b_ = (b);                                                                \
-        if (!(fabs(a_ - b_) <= (tol))) {                                                          \
-            fprintf(stderr, "%s:%d: %s = %.9g, expected %.9g\n", __FILE__, __LINE__, #a, a_, b_); \
-            failures++;                                                                           \
-        }                                                                                         \
-    } while (0)
 
 static int g_windows_seen;
 static void on_window(void *user, int w, int n, double ppl, double se) {
@@ -215,6 +200,42 @@ static void test_mc_parsers(void) {
     const char *jlabel = "{\"ctx\": \"x\", \"endings\": [\"a\", \"b\", \"c\", \"d\"], \"label\": \"\"}\n";
     CHECK(ellm_mc_parse_jsonl(jlabel, strlen(jlabel), "h.jsonl", &s, &err) == ELLM_E_FORMAT);
     CHECK(ellm_mc_parse_jsonl("{not json\n", 10, "h.jsonl", &s, &err) == ELLM_E_FORMAT);
+    CHECK(strstr(err.message, "h.jsonl: line 1: not a JSON object") != NULL, "%s", err.message);
+}
+
+/* The JSON-lines reader both .jsonl parsers use: blank lines skipped but
+ * counted, every object passed once in order, a bad line named, the
+ * callback's failure returned as it is. */
+typedef struct jsonl_seen {
+    int n, stop_at;
+    size_t lines[4];
+    const char *a[4];
+} jsonl_seen;
+
+static ellm_status on_jsonl(void *user, const json_t *o, const char *what, size_t line_no, ellm_error *err) {
+    jsonl_seen *s = user;
+    if (s->n == s->stop_at) return ellm_fail(err, ELLM_E_UNSUPPORTED, "%s: line %zu: stop", what, line_no);
+    s->lines[s->n] = line_no;
+    s->a[s->n++] = ellm_json_string(o, "a") ? "string" : "other";
+    return ELLM_OK;
+}
+
+static void test_jsonl_reader(void) {
+    const char *good = "{\"a\": \"x\"}\n\n  \r\n{\"a\": 5}";
+    ellm_error err = {0};
+    jsonl_seen s = {.stop_at = -1};
+    CHECK(ellm_jsonl_each(good, strlen(good), "t.jsonl", on_jsonl, &s, &err) == ELLM_OK);
+    CHECK(s.n == 2 && s.lines[0] == 1 && s.lines[1] == 4, "%d objects, lines %zu %zu", s.n, s.lines[0], s.lines[1]);
+    CHECK(s.n == 2 && !strcmp(s.a[0], "string") && !strcmp(s.a[1], "other"));
+    const char *bad = "{\"a\": \"x\"}\n[1, 2]\n{\"a\": \"y\"}\n";
+    s = (jsonl_seen){.stop_at = -1};
+    CHECK(ellm_jsonl_each(bad, strlen(bad), "t.jsonl", on_jsonl, &s, &err) == ELLM_E_FORMAT && s.n == 1);
+    CHECK(strstr(err.message, "t.jsonl: line 2: not a JSON object") != NULL, "%s", err.message);
+    s = (jsonl_seen){.stop_at = 1};
+    CHECK(ellm_jsonl_each(good, strlen(good), "t.jsonl", on_jsonl, &s, &err) == ELLM_E_UNSUPPORTED && s.n == 1);
+    CHECK(strstr(err.message, "t.jsonl: line 4: stop") != NULL, "%s", err.message);
+    s = (jsonl_seen){.stop_at = -1};
+    CHECK(ellm_jsonl_each("", 0, "t.jsonl", on_jsonl, &s, &err) == ELLM_OK && s.n == 0);
 }
 
 static void test_story_task(void) {
@@ -348,6 +369,10 @@ static void test_gsm8k_eval(void) {
     CHECK(strstr(err.message, "bad.jsonl: line 1") != NULL);
     const char *notjson = "{\"question\": 5}\n";
     CHECK(ellm_gsm_parse(notjson, strlen(notjson), "bad.jsonl", &train, &err) == ELLM_E_FORMAT);
+    CHECK(strstr(err.message, "bad.jsonl: line 1: expected {\"question\": string") != NULL, "%s", err.message);
+    const char *garbage = "\n{\"question\": \"Q?\", \"answer\": \"#### 1\"}\n{oops\n";
+    CHECK(ellm_gsm_parse(garbage, strlen(garbage), "bad.jsonl", &train, &err) == ELLM_E_FORMAT);
+    CHECK(strstr(err.message, "bad.jsonl: line 3: not a JSON object") != NULL, "%s", err.message);
 }
 
 static void test_stats(void) {
@@ -368,13 +393,9 @@ int main(void) {
     test_perplexity();
     test_multiple_choice();
     test_mc_parsers();
+    test_jsonl_reader();
     test_story_task();
     test_gsm8k_extraction();
     test_gsm8k_eval();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("eval logic: all checks passed\n");
-    return 0;
+    return test_finish("eval logic");
 }

@@ -11,62 +11,41 @@
 
 #include "common/common.h"
 #include "common/pool.h"
+#include "common/testing.h"
 #include "container/container.h"
 #include "entropy/entropy.h"
 #include "eval/eval.h"
-
-static int failures = 0;
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
-
-static void die(const char *what, const ellm_error *err) {
-    fprintf(stderr, "%s: %s\n", what, err->message);
-    exit(1);
-}
-
-static char *model_path(void) {
-    const char *d = getenv("ELLM_DATA_DIR");
-    if (!d || !*d || !ellm_path_is_dir(d)) {
-        fprintf(stderr, "ELLM_DATA_DIR is unset or not a directory: this test needs the shared reference data\n");
-        exit(1);
-    }
-    return ellm_path_join(d, "stories260K/stories260K.bin");
-}
 
 static void test_scoring(const char *path) {
     ellm_error err = {0};
     ellm_model *m;
     ellm_lm lm;
-    if (ellm_eval_open(path, 1, NULL, NULL, &m, &lm, &err)) die("load", &err);
+    if (ellm_eval_open(path, 1, NULL, NULL, &m, &lm, &err)) test_die("load", &err);
     CHECK(lm.n_ctx == 512 && lm.vocab_size == 512 && lm.bos == 1);
     const char *a = "Once upon a time, there was a little girl named Lily. She loved to play with her toys.";
     const char *b = "Once upon a time, there was a little girl named Lily. She saw a big dog in the park.";
     int32_t *ia = NULL, *ib = NULL;
     size_t na = 0, nb = 0;
     if (lm.tokenize(lm.ctx, a, strlen(a), 1, &ia, &na, &err) || lm.tokenize(lm.ctx, b, strlen(b), 1, &ib, &nb, &err))
-        die("tokenize", &err);
+        test_die("tokenize", &err);
     CHECK(ia[0] == 1 && na > 10 && nb > 10);
     double *la = malloc(na * sizeof *la), *lb = malloc(nb * sizeof *lb), *lb2 = malloc(nb * sizeof *lb2);
     float *logits = malloc(512 * sizeof *logits);
     /* batched vs one token at a time */
-    if (lm.logprobs(lm.ctx, ia, na, 1, la, &err)) die("logprobs", &err);
+    if (lm.logprobs(lm.ctx, ia, na, 1, la, &err)) test_die("logprobs", &err);
     double maxd = 0;
     for (size_t i = 1; i < na; i++) {
-        if (lm.next_logits(lm.ctx, ia, i, logits, &err)) die("next_logits", &err);
+        if (lm.next_logits(lm.ctx, ia, i, logits, &err)) test_die("next_logits", &err);
         maxd = fmax(maxd, fabs(ellm_log_softmax_at(logits, 512, ia[i]) - la[i - 1]));
     }
     CHECK(maxd < 1e-4);
     /* b after a (shared prefix reused from the cache) == b on a fresh model */
-    if (lm.logprobs(lm.ctx, ia, na, 1, la, &err) || lm.logprobs(lm.ctx, ib, nb, 5, lb, &err)) die("logprobs", &err);
+    if (lm.logprobs(lm.ctx, ia, na, 1, la, &err) || lm.logprobs(lm.ctx, ib, nb, 5, lb, &err))
+        test_die("logprobs", &err);
     ellm_model *m2;
     ellm_lm lm2;
-    if (ellm_eval_open(path, 1, NULL, NULL, &m2, &lm2, &err)) die("load", &err);
-    if (lm2.logprobs(lm2.ctx, ib, nb, 5, lb2, &err)) die("logprobs", &err);
+    if (ellm_eval_open(path, 1, NULL, NULL, &m2, &lm2, &err)) test_die("load", &err);
+    if (lm2.logprobs(lm2.ctx, ib, nb, 5, lb2, &err)) test_die("logprobs", &err);
     for (size_t i = 0; i + 5 < nb; i++) CHECK(lb[i] == lb2[i]);
     /* the contract is enforced */
     CHECK(lm.logprobs(lm.ctx, ia, na, 0, la, &err) == ELLM_E_ARG);
@@ -90,15 +69,15 @@ static void test_raw_twin_and_histogram(const char *path, int bits, const char *
     o.bits = bits;
     o.n_threads = 1;
     if (bits == 8) o.keep = ELLM_KEEP_NORMS; /* float tensors travel into the twin too */
-    if (ellm_compress(path, coded, &o, NULL, &err)) die("compress", &err);
-    if (ellm_eval_store_raw(coded, plain, 2, &err)) die("store raw", &err);
+    if (ellm_compress(path, coded, &o, NULL, &err)) test_die("compress", &err);
+    if (ellm_eval_store_raw(coded, plain, 2, &err)) test_die("store raw", &err);
     ellm_file *f1 = NULL, *f2 = NULL;
-    if (ellm_file_open(coded, &f1, &err) || ellm_file_open(plain, &f2, &err)) die("open", &err);
+    if (ellm_file_open(coded, &f1, &err) || ellm_file_open(plain, &f2, &err)) test_die("open", &err);
     CHECK(f1->n_tensors == f2->n_tensors && f1->n_blobs == f2->n_blobs);
     ellm_qtensor *q1 = calloc(f1->n_tensors, sizeof *q1), *q2 = calloc(f2->n_tensors, sizeof *q2);
     if (ellm_file_load_tensors(f1, NULL, f1->n_tensors, NULL, 0, q1, NULL, &err) ||
         ellm_file_load_tensors(f2, NULL, f2->n_tensors, NULL, 0, q2, NULL, &err))
-        die("load tensors", &err);
+        test_die("load tensors", &err);
     uint64_t int_params = 0;
     size_t coded_tensors = 0;
     for (size_t i = 0; i < f1->n_tensors && i < f2->n_tensors; i++) {
@@ -127,7 +106,7 @@ static void test_raw_twin_and_histogram(const char *path, int bits, const char *
     /* Figure 4 counts every integer once; coded and plain give the same */
     ellm_histogram h1, h2;
     if (ellm_eval_histogram(coded, bits, 1, &h1, &err) || ellm_eval_histogram(plain, bits, 1, &h2, &err))
-        die("histogram", &err);
+        test_die("histogram", &err);
     CHECK(h1.total == int_params && h1.total > 200000);
     CHECK(memcmp(h1.counts, h2.counts, sizeof h1.counts) == 0);
     uint64_t sum = 0;
@@ -138,10 +117,10 @@ static void test_raw_twin_and_histogram(const char *path, int bits, const char *
     CHECK(h1.entropy_bits > 0 && h1.entropy_bits <= bits);
     char svg[512];
     snprintf(svg, sizeof svg, "%s/fig%d.svg", dir, bits);
-    if (ellm_write_histogram_svg(&h1, 1, "test <figure> & title", svg, &err)) die("svg", &err);
+    if (ellm_write_histogram_svg(&h1, 1, "test <figure> & title", svg, &err)) test_die("svg", &err);
     uint8_t *text;
     size_t len;
-    if (ellm_read_file(svg, &text, &len, &err)) die("read svg", &err);
+    if (ellm_read_file(svg, &text, &len, &err)) test_die("read svg", &err);
     CHECK(strstr((char *)text, "<svg") && strstr((char *)text, "</svg>") && strstr((char *)text, "&lt;figure&gt; &amp;"));
     free(text);
     unlink(svg), unlink(coded), unlink(plain);
@@ -151,7 +130,7 @@ static void test_raw_twin_and_histogram(const char *path, int bits, const char *
 }
 
 int main(void) {
-    char *path = model_path();
+    char *path = test_data_path("stories260K/stories260K.bin");
     test_scoring(path);
     char dir[] = "/tmp/ellm-eval-test-XXXXXX";
     if (!mkdtemp(dir)) {
@@ -162,10 +141,5 @@ int main(void) {
     test_raw_twin_and_histogram(path, 4, dir);
     rmdir(dir);
     free(path);
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("eval on stories260K: all checks passed\n");
-    return 0;
+    return test_finish("eval on stories260K");
 }

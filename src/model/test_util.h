@@ -1,6 +1,6 @@
 /*
- * test_util.h - helpers shared by the model tests: checks, the data
- * directory, the stories260K reference ids.
+ * test_util.h - helpers shared by the model tests: the stories260K
+ * reference ids (assertions and the data directory: common/testing.h).
  */
 #ifndef ELLM_MODEL_TEST_UTIL_H
 #define ELLM_MODEL_TEST_UTIL_H
@@ -10,37 +10,13 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "common/testing.h"
 #include "entrollm.h"
 
-static int t_failures = 0;
-#define CHECK(cond, ...)                                         \
-    do {                                                         \
-        if (!(cond)) {                                           \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                        \
-            fprintf(stderr, "\n");                               \
-            t_failures++;                                        \
-        }                                                        \
-    } while (0)
-/* $ELLM_DATA_DIR/rel, or exit(1) with a clear message when it is not set. */
-static inline char *t_data_path(const char *rel) {
-    const char *dir = getenv("ELLM_DATA_DIR");
-    if (!dir || !*dir) {
-        fprintf(stderr, "FAIL: ELLM_DATA_DIR is not set (it must name the shared reference data directory)\n");
-        exit(1);
-    }
-    char *p = ellm_path_join(dir, rel);
-    if (!p || !ellm_path_exists(p)) {
-        fprintf(stderr, "FAIL: reference data %s is missing\n", p ? p : rel);
-        exit(1);
-    }
-    return p;
-}
-
-static inline void t_die(const char *what, const ellm_error *err) {
-    fprintf(stderr, "FAIL: %s: %s\n", what, err->message);
-    exit(1);
-}
+/* The model tests' names for the shared helpers. */
+#define t_failures test_failures
+#define t_data_path test_data_path
+#define t_die test_die
 
 /* The ids line of stories260K/reference-greedy-once-upon-a-time.txt. */
 static inline int32_t *t_reference_ids(size_t *n) {

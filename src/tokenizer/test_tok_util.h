@@ -10,43 +10,18 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "common/testing.h"
 #include "tokenizer/tokenizer.h"
 
-static int g_failures = 0;
-
-#define CHECK(cond, ...)                                                 \
-    do {                                                                 \
-        if (!(cond)) {                                                   \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                \
-            fprintf(stderr, "\n");                                       \
-            g_failures++;                                                \
-        }                                                                \
-    } while (0)
-
-/* $ELLM_DATA_DIR/rel, or exits the test with a clear message. */
-static inline char *data_path(const char *rel) {
-    const char *dir = getenv("ELLM_DATA_DIR");
-    if (!dir || !*dir) {
-        fprintf(stderr, "FAIL: ELLM_DATA_DIR is not set (it must point to the shared reference data)\n");
-        exit(1);
-    }
-    char *p = ellm_path_join(dir, rel);
-    if (!p || !ellm_path_exists(p)) {
-        fprintf(stderr, "FAIL: reference file %s is missing\n", p ? p : rel);
-        exit(1);
-    }
-    return p;
-}
+/* The tokenizer tests' names for the shared helpers. */
+#define g_failures test_failures
+#define data_path test_data_path
 
 static inline uint8_t *read_data(const char *rel, size_t *size) {
     char *p = data_path(rel);
     uint8_t *d;
     ellm_error err;
-    if (ellm_read_file(p, &d, size, &err)) {
-        fprintf(stderr, "FAIL: %s\n", err.message);
-        exit(1);
-    }
+    if (ellm_read_file(p, &d, size, &err)) test_die("reading reference data", &err);
     free(p);
     return d;
 }
@@ -55,10 +30,7 @@ static inline ellm_tokenizer *load_tok(const char *rel) {
     char *p = data_path(rel);
     ellm_tokenizer *t;
     ellm_error err;
-    if (ellm_tokenizer_load(p, &t, &err)) {
-        fprintf(stderr, "FAIL: loading %s: %s\n", p, err.message);
-        exit(1);
-    }
+    if (ellm_tokenizer_load(p, &t, &err)) test_die("loading a tokenizer", &err);
     free(p);
     return t;
 }

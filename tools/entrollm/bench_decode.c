@@ -29,7 +29,7 @@
 
 #define BENCH "bench decode"
 
-static void usage(FILE *out) {
+static void usage(FILE *out, const cli_opt *opts) {
     fprintf(out,
             "Usage: entrollm bench decode FILE.ellm [--threads N] [--repeat R] [--json] [--no-baselines]\n"
             "       entrollm bench decode --synthetic COUNT --bits 8|4 [--coder huffman|rans]\n"
@@ -39,14 +39,11 @@ static void usage(FILE *out) {
             "threads and prints decoded symbols per second (median of R runs) and the speedup\n"
             "over one thread. On the same integer bytes (the decoded in-memory layout) it\n"
             "reports the entropy bound and the size and single-thread decode speed of zstd -19\n"
-            "and xz -9. Output is checked bit-exact before figures are printed.\n\n"
-            "  --threads N      largest thread count (default: all %d CPUs)\n"
-            "  --repeat R       timed runs per thread count (default 5)\n"
-            "  --segment S      symbols per segment for --synthetic (default %d)\n"
-            "  --coder C        huffman (default) or rans, for --synthetic\n"
-            "  --no-baselines   skip zstd and xz (they take a while on large inputs)\n"
-            "  --json           one JSON object on stdout\n",
+            "and xz -9. Output is checked bit-exact before figures are printed. --threads\n"
+            "defaults to this machine's %d CPUs, --segment to %d symbols.\n\n"
+            "Options:\n",
             ellm_cpu_count(), EC_DEFAULT_SEGMENT);
+    cli_print_options(out, opts);
 }
 
 /* What is decoded: one or more coded blocks, their outputs, and the expected
@@ -279,57 +276,50 @@ static int load_file(corpus *c, ellm_file *f, ellm_error *err) {
     return 1;
 }
 
+/* NAME_bytes (null when the baseline did not run) and NAME_decode_* speeds in root. */
+static void baseline_json(json_t *root, const char *name, const baseline *b, uint64_t raw_bytes, uint64_t symbols) {
+    char key[64];
+    snprintf(key, sizeof key, "%s_bytes", name);
+    if (!b->ok) {
+        json_object_set_new(root, key, json_null());
+        return;
+    }
+    json_object_set_new(root, key, json_integer((json_int_t)b->bytes));
+    snprintf(key, sizeof key, "%s_decode_bytes_per_second", name);
+    json_object_set_new(root, key, json_real((double)raw_bytes / b->decode_seconds));
+    snprintf(key, sizeof key, "%s_decode_symbols_per_second", name);
+    json_object_set_new(root, key, json_real((double)symbols / b->decode_seconds));
+    snprintf(key, sizeof key, "%s_decode_symbols_per_cpu_second", name);
+    json_object_set_new(root, key, json_real((double)symbols / b->cpu_seconds));
+}
+
 /* ---- the benchmark ----------------------------------------------------- */
 
 int bench_decode_main(int argc, char **argv) {
-    const char *path = NULL, *coder_name = "huffman";
+    const char *coder_name = "huffman";
     uint64_t synthetic = 0;
     long bits = 0, threads = ellm_cpu_count(), repeat = 5, seg = 0;
-    bool json = false, have_synth = false, baselines = true;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_VALUE() \
-    if (!val) return cli_usage_error(BENCH, "%s needs a value", a); \
-    i++
-        if (cli_is_help(a)) {
-            usage(stdout);
-            return EXIT_OK;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-        } else if (!strcmp(a, "--no-baselines")) {
-            baselines = false;
-        } else if (!strcmp(a, "--synthetic")) {
-            NEED_VALUE();
-            if (!cli_parse_u64(BENCH, a, val, 0, 1ull << 34, &synthetic)) return EXIT_USAGE;
-            have_synth = true;
-        } else if (!strcmp(a, "--bits")) {
-            NEED_VALUE();
-            if (!cli_parse_int(BENCH, a, val, 4, 8, &bits)) return EXIT_USAGE;
-            if (bits != 4 && bits != 8) return cli_usage_error(BENCH, "--bits must be 8 or 4, not %ld", bits);
-        } else if (!strcmp(a, "--coder")) {
-            NEED_VALUE();
-            if (strcmp(val, "huffman") && strcmp(val, "rans"))
-                return cli_usage_error(BENCH, "--coder must be huffman or rans, not '%s'", val);
-            coder_name = val;
-        } else if (!strcmp(a, "--segment")) {
-            NEED_VALUE();
-            if (!cli_parse_int(BENCH, a, val, 1, 1L << 30, &seg)) return EXIT_USAGE;
-        } else if (!strcmp(a, "--threads")) {
-            NEED_VALUE();
-            if (!cli_parse_int(BENCH, a, val, 1, 1024, &threads)) return EXIT_USAGE;
-        } else if (!strcmp(a, "--repeat")) {
-            NEED_VALUE();
-            if (!cli_parse_int(BENCH, a, val, 1, 1000, &repeat)) return EXIT_USAGE;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error(BENCH, "unknown option '%s'", a);
-        } else if (!path) {
-            path = a;
-        } else {
-            return cli_usage_error(BENCH, "unexpected argument '%s'", a);
-        }
-#undef NEED_VALUE
-    }
+    bool json = false, have_synth = false, no_baselines = false;
+    const cli_opt opts[] = {
+        {CLI_U64("--synthetic", NULL, &synthetic, 0, 1ull << 34, "COUNT",
+                 "decode COUNT synthetic symbols instead of a file"),
+         .given = &have_synth},
+        {CLI_INT("--bits", NULL, &bits, 4, 8, "B", "8 or 4: the synthetic symbols' width")},
+        {CLI_STRING("--coder", NULL, &coder_name, "C", "huffman (default) or rans, for --synthetic")},
+        {CLI_INT("--segment", NULL, &seg, 1, 1L << 30, "S", "symbols per segment for --synthetic")},
+        {CLI_INT("--threads", NULL, &threads, 1, 1024, "N", "largest thread count (default: all CPUs)")},
+        {CLI_INT("--repeat", NULL, &repeat, 1, 1000, "R", "timed runs per thread count (default 5)")},
+        {CLI_FLAG("--no-baselines", NULL, &no_baselines, "skip zstd and xz (they take a while on large inputs)")},
+        {CLI_FLAG("--json", NULL, &json, "one JSON object on stdout")},
+        {0},
+    };
+    const char *path = NULL;
+    int n_pos, rc = cli_parse(BENCH, argc, argv, opts, &path, 1, &n_pos);
+    if (rc != CLI_GO_ON) return rc == CLI_HELP ? (usage(stdout, opts), EXIT_OK) : rc;
+    if (bits != 0 && bits != 4 && bits != 8) return cli_usage_error(BENCH, "--bits must be 8 or 4, not %ld", bits);
+    if (strcmp(coder_name, "huffman") && strcmp(coder_name, "rans"))
+        return cli_usage_error(BENCH, "--coder must be huffman or rans, not '%s'", coder_name);
+    bool baselines = !no_baselines;
     if (have_synth == (path != NULL)) return cli_usage_error(BENCH, "give either FILE.ellm or --synthetic COUNT");
     if (have_synth && !bits) return cli_usage_error(BENCH, "--synthetic needs --bits 8|4");
     if (!have_synth && (bits || seg || strcmp(coder_name, "huffman")))
@@ -354,7 +344,7 @@ int bench_decode_main(int argc, char **argv) {
     /* Timed decodes for 1..threads. */
     double *sps = calloc((size_t)threads + 1, sizeof *sps), *times = calloc((size_t)repeat, sizeof *times);
     double *cpu = calloc((size_t)threads + 1, sizeof *cpu), *cpu_times = calloc((size_t)repeat, sizeof *cpu_times);
-    int rc = EXIT_OK;
+    rc = EXIT_OK;
     for (long t = 1; t <= threads && rc == EXIT_OK; t++) {
         ellm_pool *pool = NULL;
         if (ellm_pool_create((int)t, &pool, &err)) {
@@ -420,22 +410,8 @@ int bench_decode_main(int argc, char **argv) {
                 "coded_bytes", (json_int_t)c.coded_bytes, "entropy_bits", c.symbols ? c.entropy_bits / (double)c.symbols : 0.0,
                 "entropy_bytes", entropy_bytes, "runs", runs, "cpu_features", ellm_cpu_features(), "repeat", (int)repeat);
             if (have_synth) json_object_set_new(root, "segment_symbols", json_integer(c.views[0].segment_symbols));
-            if (zs.ok) {
-                json_object_set_new(root, "zstd_bytes", json_integer((json_int_t)zs.bytes));
-                json_object_set_new(root, "zstd_decode_bytes_per_second", json_real((double)raw_bytes / zs.decode_seconds));
-                json_object_set_new(root, "zstd_decode_symbols_per_second", json_real((double)c.symbols / zs.decode_seconds));
-                json_object_set_new(root, "zstd_decode_symbols_per_cpu_second", json_real((double)c.symbols / zs.cpu_seconds));
-            } else {
-                json_object_set_new(root, "zstd_bytes", json_null());
-            }
-            if (xz.ok) {
-                json_object_set_new(root, "xz_bytes", json_integer((json_int_t)xz.bytes));
-                json_object_set_new(root, "xz_decode_bytes_per_second", json_real((double)raw_bytes / xz.decode_seconds));
-                json_object_set_new(root, "xz_decode_symbols_per_second", json_real((double)c.symbols / xz.decode_seconds));
-                json_object_set_new(root, "xz_decode_symbols_per_cpu_second", json_real((double)c.symbols / xz.cpu_seconds));
-            } else {
-                json_object_set_new(root, "xz_bytes", json_null());
-            }
+            baseline_json(root, "zstd", &zs, raw_bytes, c.symbols);
+            baseline_json(root, "xz", &xz, raw_bytes, c.symbols);
             char *s = json_dumps(root, JSON_COMPACT);
             printf("%s\n", s);
             free(s);

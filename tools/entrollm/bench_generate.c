@@ -32,7 +32,7 @@
 
 #define BENCH "bench generate"
 
-static void usage(FILE *out) {
+static void usage(FILE *out, const cli_opt *opts) {
     fprintf(out,
             "Usage: entrollm bench generate [MODEL] [--threads N] [--tokens N] [--prompt-tokens P]\n"
             "                               [--repeat R] [--keep DIR] [--json]\n\n"
@@ -41,14 +41,11 @@ static void usage(FILE *out) {
             "Without MODEL: a model of SmolLM-135M's shape with GENERATED (not trained) weights,\n"
             "made with `entrollm synth` and compressed with `entrollm compress` (uint8, uint4) in a\n"
             "temporary folder. With a source MODEL (HF folder, GGUF, llama2.c) that model is\n"
-            "compressed instead; with a .ellm MODEL only that file is measured.\n\n"
-            "  --threads N         the larger thread count (default: all %d CPUs)\n"
-            "  --tokens N          generated tokens per run (default 64)\n"
-            "  --prompt-tokens P   prompt tokens per run (default 64)\n"
-            "  --repeat R          timed runs per configuration (default 3)\n"
-            "  --keep DIR          write the generated model and .ellm files to DIR and keep them\n"
-            "  --json              one JSON object on stdout\n",
+            "compressed instead; with a .ellm MODEL only that file is measured.\n"
+            "This machine has %d CPUs.\n\n"
+            "Options:\n",
             ellm_cpu_count());
+    cli_print_options(out, opts);
 }
 
 typedef struct variant {
@@ -166,40 +163,21 @@ static void progress_cb(void *user, const char *what, uint64_t done, uint64_t to
 }
 
 int bench_generate_main(int argc, char **argv) {
-    const char *model = NULL, *keep = NULL;
+    const char *keep = NULL;
     long threads = ellm_cpu_count(), n_gen = 64, n_prompt = 64, repeats = 3;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            usage(stdout);
-            return EXIT_OK;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (!cli_parse_int(BENCH, a, v, 1, 1024, &threads)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--tokens") == 0) {
-            if (!cli_parse_int(BENCH, a, v, 1, 100000, &n_gen)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--prompt-tokens") == 0) {
-            if (!cli_parse_int(BENCH, a, v, 1, 100000, &n_prompt)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--repeat") == 0) {
-            if (!cli_parse_int(BENCH, a, v, 1, 1000, &repeats)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--keep") == 0) {
-            if (!v) return cli_usage_error(BENCH, "--keep needs a directory");
-            keep = v;
-            i++;
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error(BENCH, "unknown option '%s'", a);
-        } else if (!model) {
-            model = a;
-        } else {
-            return cli_usage_error(BENCH, "unexpected argument '%s'", a);
-        }
-    }
+    const cli_opt opts[] = {
+        {CLI_INT("--threads", NULL, &threads, 1, 1024, "N", "the larger thread count (default: all CPUs)")},
+        {CLI_INT("--tokens", NULL, &n_gen, 1, 100000, "N", "generated tokens per run (default 64)")},
+        {CLI_INT("--prompt-tokens", NULL, &n_prompt, 1, 100000, "P", "prompt tokens per run (default 64)")},
+        {CLI_INT("--repeat", NULL, &repeats, 1, 1000, "R", "timed runs per configuration (default 3)")},
+        {CLI_STRING("--keep", NULL, &keep, "DIR", "write the generated model and .ellm files to DIR and keep them")},
+        {CLI_FLAG("--json", NULL, &json, "one JSON object on stdout")},
+        {0},
+    };
+    const char *model = NULL;
+    int n_pos, rc = cli_parse(BENCH, argc, argv, opts, &model, 1, &n_pos);
+    if (rc != CLI_GO_ON) return rc == CLI_HELP ? (usage(stdout, opts), EXIT_OK) : rc;
 
     ellm_error err = {0};
     char tmpl[] = "/tmp/entrollm-bench-XXXXXX";
@@ -214,7 +192,7 @@ int bench_generate_main(int argc, char **argv) {
         fprintf(stderr, "entrollm: cannot create %s\n", dir);
         return EXIT_FAIL;
     }
-    int rc = EXIT_OK;
+    rc = EXIT_OK;
     bool generated = false;
     char *synth_dir = NULL;
     variant vars[3] = {{"float", NULL}, {"uint8", NULL}, {"uint4", NULL}};

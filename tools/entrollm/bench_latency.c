@@ -8,7 +8,7 @@
 #include "common/common.h"
 #include "eval/eval.h"
 
-static void usage(FILE *out) {
+static void usage(FILE *out, const cli_opt *opts) {
     fprintf(out,
             "Usage: entrollm bench latency MODEL [options]\n"
             "\n"
@@ -25,13 +25,8 @@ static void usage(FILE *out) {
             "  per token  mean generation step over the N tokens\n"
             "  TTFT       time to first token: load + prefill\n"
             "\n"
-            "Options:\n"
-            "  --prompt-tokens P   prompt length (default 128)\n"
-            "  --gen-tokens N      generated tokens (default 64)\n"
-            "  --repeat R          runs per row (default 10)\n"
-            "  --threads N         threads (default: all cores)\n"
-            "  --json              print one JSON object on stdout\n"
-            "  -h, --help          this help\n");
+            "Options:\n");
+    cli_print_options(out, opts);
 }
 
 static bool is_ellm(const char *path) {
@@ -55,36 +50,19 @@ static void remove_temps(variant *v, int n, const char *dir) {
 }
 
 int bench_latency_main(int argc, char **argv) {
-    const char *model = NULL;
     long prompt = 128, gen = 64, repeat = 10, threads = 0;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            usage(stdout);
-            return EXIT_OK;
-        } else if (strcmp(a, "--prompt-tokens") == 0) {
-            if (!cli_parse_int("bench latency", a, v, 1, 1 << 20, &prompt)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--gen-tokens") == 0) {
-            if (!cli_parse_int("bench latency", a, v, 1, 1 << 20, &gen)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--repeat") == 0) {
-            if (!cli_parse_int("bench latency", a, v, 1, 1000, &repeat)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (!cli_parse_int("bench latency", a, v, 1, 1024, &threads)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error("bench latency", "unknown option '%s'", a);
-        } else if (!model) {
-            model = a;
-        } else {
-            return cli_usage_error("bench latency", "unexpected argument '%s'", a);
-        }
-    }
+    const cli_opt opts[] = {
+        {CLI_INT("--prompt-tokens", NULL, &prompt, 1, 1 << 20, "P", "prompt length (default 128)")},
+        {CLI_INT("--gen-tokens", NULL, &gen, 1, 1 << 20, "N", "generated tokens (default 64)")},
+        {CLI_INT("--repeat", NULL, &repeat, 1, 1000, "R", "runs per row (default 10)")},
+        {CLI_INT("--threads", NULL, &threads, 1, 1024, "N", "threads (default: all cores)")},
+        {CLI_FLAG("--json", NULL, &json, "print one JSON object on stdout")},
+        {0},
+    };
+    const char *model = NULL;
+    int n_pos, rc = cli_parse("bench latency", argc, argv, opts, &model, 1, &n_pos);
+    if (rc != CLI_GO_ON) return rc == CLI_HELP ? (usage(stdout, opts), EXIT_OK) : rc;
     if (!model) return cli_usage_error("bench latency", "needs MODEL (.ellm file or source model)");
     if (!ellm_path_exists(model)) {
         fprintf(stderr, "entrollm: error: %s: no such file or directory\n", model);

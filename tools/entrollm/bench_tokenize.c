@@ -8,7 +8,7 @@
 #include "common/common.h"
 #include "tokenizer/tokenizer.h"
 
-static void usage(FILE *out) {
+static void usage(FILE *out, const cli_opt *opts) {
     fprintf(out,
             "Usage: entrollm bench tokenize [MODEL...] [options]\n"
             "\n"
@@ -20,11 +20,8 @@ static void usage(FILE *out) {
             "and loader (SentencePiece .model and tokenizer.json, byte-level BPE\n"
             "tokenizer.json and GGUF, llama2.c .bin).\n"
             "\n"
-            "Options:\n"
-            "  --text FILE    text to encode (default: DATA/wikitext2/wiki.test.raw, 1.3 MB)\n"
-            "  --repeat N     timed encodings per tokenizer (default 3; the median is reported)\n"
-            "  --json         print one JSON object: text, bytes, cpu, results[]\n"
-            "  -h, --help     this help\n");
+            "Options:\n");
+    cli_print_options(out, opts);
 }
 
 typedef struct result {
@@ -79,32 +76,19 @@ static int bench_one(const char *label, const char *path, const uint8_t *text, s
 
 int bench_tokenize_main(int argc, char **argv) {
     const char *text_path = NULL;
-    const char *models[32];
-    int n_models = 0;
     long repeat = 3;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            usage(stdout);
-            return EXIT_OK;
-        } else if (!strcmp(a, "--text")) {
-            if (!v) return cli_usage_error("bench tokenize", "--text needs a file");
-            text_path = v;
-            i++;
-        } else if (!strcmp(a, "--repeat")) {
-            if (!cli_parse_int("bench tokenize", a, v, 1, 64, &repeat)) return EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error("bench tokenize", "unknown option '%s'", a);
-        } else if (n_models < (int)ELLM_ARRAY_LEN(models)) {
-            models[n_models++] = a;
-        } else {
-            return cli_usage_error("bench tokenize", "at most %d models", (int)ELLM_ARRAY_LEN(models));
-        }
-    }
+    const cli_opt opts[] = {
+        {CLI_STRING("--text", NULL, &text_path, "FILE",
+                    "text to encode (default: DATA/wikitext2/wiki.test.raw, 1.3 MB)")},
+        {CLI_INT("--repeat", NULL, &repeat, 1, 64, "N",
+                 "timed encodings per tokenizer (default 3; the median is reported)")},
+        {CLI_FLAG("--json", NULL, &json, "print one JSON object: text, bytes, cpu, results[]")},
+        {0},
+    };
+    const char *models[32];
+    int n_models, rc = cli_parse("bench tokenize", argc, argv, opts, models, (int)ELLM_ARRAY_LEN(models), &n_models);
+    if (rc != CLI_GO_ON) return rc == CLI_HELP ? (usage(stdout, opts), EXIT_OK) : rc;
     const char *env = getenv("ELLM_DATA_DIR");
     const char *data = env && *env ? env : "../shared/data";
     static const struct {
@@ -133,7 +117,7 @@ int bench_tokenize_main(int argc, char **argv) {
     ellm_error err = {0};
     uint8_t *text;
     size_t len;
-    int rc = EXIT_OK;
+    rc = EXIT_OK;
     if (ellm_read_file(text_path, &text, &len, &err)) {
         rc = cli_report_error(&err);
         goto done;

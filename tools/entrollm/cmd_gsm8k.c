@@ -7,7 +7,7 @@
 #include "common/common.h"
 #include "eval/eval.h"
 
-static void usage(FILE *out) {
+static void usage(FILE *out, const cli_opt *opts) {
     fprintf(out,
             "Usage: entrollm gsm8k MODEL TEST.jsonl --train TRAIN.jsonl [options]\n"
             "\n"
@@ -22,16 +22,8 @@ static void usage(FILE *out) {
             "(commas, '$', '+' and trailing zeros of a fraction dropped: 1,000 = 1000, 5.0 = 5).\n"
             "Prompts longer than the context are cut on the left (BOS kept).\n"
             "\n"
-            "Options:\n"
-            "  --train FILE     training split for the exemplars (required when --shots > 0)\n"
-            "  --shots K        exemplars (default 8)\n"
-            "  --limit K        only the first K test questions\n"
-            "  --max-tokens N   tokens generated per answer (default 256, at most half the context)\n"
-            "  --seed S         picks the exemplars (default 1; the same for every question)\n"
-            "  --threads N      threads (default: all cores)\n"
-            "  -v, --verbose    print every generated answer\n"
-            "  --json           print one JSON object on stdout: accuracy, n, ...\n"
-            "  -h, --help       this help\n");
+            "Options:\n");
+    cli_print_options(out, opts);
 }
 
 static void on_item(void *user, size_t i, const char *generated, const char *pred, const char *target, int ok) {
@@ -41,48 +33,28 @@ static void on_item(void *user, size_t i, const char *generated, const char *pre
 }
 
 int cmd_gsm8k(int argc, char **argv) {
-    const char *model_path = NULL, *test_path = NULL, *train_path = NULL;
+    const char *train_path = NULL;
     long shots = 8, limit = 0, threads = 0, max_tokens = 256;
     uint64_t seed = 1;
     bool json = false, verbose = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            usage(stdout);
-            return EXIT_OK;
-        } else if (strcmp(a, "--train") == 0) {
-            if (!v) return cli_usage_error("gsm8k", "--train needs a file name");
-            train_path = v;
-            i++;
-        } else if (strcmp(a, "--shots") == 0) {
-            if (!cli_parse_int("gsm8k", a, v, 0, 64, &shots)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--limit") == 0) {
-            if (!cli_parse_int("gsm8k", a, v, 1, 1L << 30, &limit)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--max-tokens") == 0) {
-            if (!cli_parse_int("gsm8k", a, v, 1, 1 << 20, &max_tokens)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--seed") == 0) {
-            if (!cli_parse_u64("gsm8k", a, v, 0, UINT64_MAX, &seed)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (!cli_parse_int("gsm8k", a, v, 1, 1024, &threads)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
-            verbose = true;
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error("gsm8k", "unknown option '%s'", a);
-        } else if (!model_path) {
-            model_path = a;
-        } else if (!test_path) {
-            test_path = a;
-        } else {
-            return cli_usage_error("gsm8k", "unexpected argument '%s'", a);
-        }
-    }
+    const cli_opt opts[] = {
+        {CLI_STRING("--train", NULL, &train_path, "FILE",
+                    "training split for the exemplars (required when --shots > 0)")},
+        {CLI_INT("--shots", NULL, &shots, 0, 64, "K", "exemplars (default 8)")},
+        {CLI_INT("--limit", NULL, &limit, 1, 1L << 30, "K", "only the first K test questions")},
+        {CLI_INT("--max-tokens", NULL, &max_tokens, 1, 1 << 20, "N",
+                 "tokens generated per answer (default 256, at most half the context)")},
+        {CLI_U64("--seed", NULL, &seed, 0, UINT64_MAX, "S",
+                 "picks the exemplars (default 1; the same for every question)")},
+        {CLI_INT("--threads", NULL, &threads, 1, 1024, "N", "threads (default: all cores)")},
+        {CLI_FLAG("--verbose", "-v", &verbose, "print every generated answer")},
+        {CLI_FLAG("--json", NULL, &json, "print one JSON object on stdout: accuracy, n, ...")},
+        {0},
+    };
+    const char *pos[2];
+    int n_pos, rc = cli_parse("gsm8k", argc, argv, opts, pos, 2, &n_pos);
+    if (rc != CLI_GO_ON) return rc == CLI_HELP ? (usage(stdout, opts), EXIT_OK) : rc;
+    const char *model_path = n_pos > 0 ? pos[0] : NULL, *test_path = n_pos > 1 ? pos[1] : NULL;
     if (!model_path || !test_path) return cli_usage_error("gsm8k", "needs MODEL and TEST.jsonl");
     if (shots > 0 && !train_path) return cli_usage_error("gsm8k", "--shots %ld needs --train TRAIN.jsonl", shots);
 
@@ -93,16 +65,13 @@ int cmd_gsm8k(int argc, char **argv) {
         ellm_gsm_free(&test);
         return cli_report_error(&err);
     }
-    ellm_progress bar;
-    ellm_progress_init(&bar, "loading");
     ellm_model *model = NULL;
     ellm_lm lm;
-    if (ellm_eval_open(model_path, (int)threads, ellm_progress_callback, &bar, &model, &lm, &err) != ELLM_OK) {
-        ellm_progress_finish(&bar);
+    if (cli_eval_open(model_path, threads, &model, &lm, &err) != ELLM_OK) {
         ellm_gsm_free(&test), ellm_gsm_free(&train);
         return cli_report_error(&err);
     }
-    ellm_progress_finish(&bar);
+    ellm_progress bar;
     ellm_model_info info;
     ellm_model_get_info(model, &info);
     ellm_progress_init(&bar, "gsm8k");

@@ -8,7 +8,7 @@
 #include "common/common.h"
 #include "eval/eval.h"
 
-static void usage(FILE *out) {
+static void usage(FILE *out, const cli_opt *opts) {
     fprintf(out,
             "Usage: entrollm hellaswag MODEL FILE [options]\n"
             "       entrollm hellaswag --build-story-task STORIES.txt -o OUT.txt [--seed S] [--per-story C]\n"
@@ -26,14 +26,8 @@ static void usage(FILE *out) {
             "other stories; deterministic for a seed. The output is in the six-line form.\n"
             "--per-story C draws C distinct cuts per story (default 1), for more tasks.\n"
             "\n"
-            "Options:\n"
-            "  --shots K        prepend K exemplars (other tasks with their gold ending; default 0)\n"
-            "  --limit K        only the first K tasks (stories with --build-story-task)\n"
-            "  --seed S         seed for exemplars / the story task (default 1)\n"
-            "  --threads N      threads (default: all cores)\n"
-            "  --json           print one JSON object on stdout: acc, acc_norm, n, stderrs\n"
-            "  -o FILE          output of --build-story-task (written atomically)\n"
-            "  -h, --help       this help\n");
+            "Options:\n");
+    cli_print_options(out, opts);
 }
 
 static int build_story_task(const char *in, const char *out_path, uint64_t seed, int per_story, size_t limit,
@@ -65,50 +59,28 @@ static int build_story_task(const char *in, const char *out_path, uint64_t seed,
 }
 
 int cmd_hellaswag(int argc, char **argv) {
-    const char *model_path = NULL, *file = NULL, *story_src = NULL, *out_path = NULL;
+    const char *story_src = NULL, *out_path = NULL;
     long shots = 0, limit = 0, threads = 0, per_story = 1;
     uint64_t seed = 1;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            usage(stdout);
-            return EXIT_OK;
-        } else if (strcmp(a, "--shots") == 0) {
-            if (!cli_parse_int("hellaswag", a, v, 0, 64, &shots)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--limit") == 0) {
-            if (!cli_parse_int("hellaswag", a, v, 1, 1L << 30, &limit)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--seed") == 0) {
-            if (!cli_parse_u64("hellaswag", a, v, 0, UINT64_MAX, &seed)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (!cli_parse_int("hellaswag", a, v, 1, 1024, &threads)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--per-story") == 0) {
-            if (!cli_parse_int("hellaswag", a, v, 1, ELLM_STORY_MAX_CUTS, &per_story)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--build-story-task") == 0) {
-            if (!v) return cli_usage_error("hellaswag", "--build-story-task needs a TinyStories text file");
-            story_src = v;
-            i++;
-        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-            if (!v) return cli_usage_error("hellaswag", "%s needs a file name", a);
-            out_path = v;
-            i++;
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error("hellaswag", "unknown option '%s'", a);
-        } else if (!model_path) {
-            model_path = a;
-        } else if (!file) {
-            file = a;
-        } else {
-            return cli_usage_error("hellaswag", "unexpected argument '%s'", a);
-        }
-    }
+    const cli_opt opts[] = {
+        {CLI_INT("--shots", NULL, &shots, 0, 64, "K",
+                 "prepend K exemplars (other tasks with their gold ending; default 0)")},
+        {CLI_INT("--limit", NULL, &limit, 1, 1L << 30, "K",
+                 "only the first K tasks (stories with --build-story-task)")},
+        {CLI_U64("--seed", NULL, &seed, 0, UINT64_MAX, "S", "seed for exemplars / the story task (default 1)")},
+        {CLI_INT("--threads", NULL, &threads, 1, 1024, "N", "threads (default: all cores)")},
+        {CLI_FLAG("--json", NULL, &json, "print one JSON object on stdout: acc, acc_norm, n, stderrs")},
+        {CLI_STRING("--build-story-task", NULL, &story_src, "STORIES.txt",
+                    "write the story-ending task of a TinyStories text")},
+        {CLI_STRING("--output", "-o", &out_path, "FILE", "output of --build-story-task (written atomically)")},
+        {CLI_INT("--per-story", NULL, &per_story, 1, ELLM_STORY_MAX_CUTS, "C", "distinct cuts per story (default 1)")},
+        {0},
+    };
+    const char *pos[2];
+    int n_pos, rc = cli_parse("hellaswag", argc, argv, opts, pos, 2, &n_pos);
+    if (rc != CLI_GO_ON) return rc == CLI_HELP ? (usage(stdout, opts), EXIT_OK) : rc;
+    const char *model_path = n_pos > 0 ? pos[0] : NULL, *file = n_pos > 1 ? pos[1] : NULL;
     if (story_src) {
         if (!out_path) return cli_usage_error("hellaswag", "--build-story-task needs -o OUT.txt");
         if (model_path) return cli_usage_error("hellaswag", "--build-story-task takes no model");
@@ -126,16 +98,13 @@ int cmd_hellaswag(int argc, char **argv) {
         ellm_mc_free(&set);
         return cli_usage_error("hellaswag", "--shots %ld needs more than %zu tasks in %s", shots, set.n, file);
     }
-    ellm_progress bar;
-    ellm_progress_init(&bar, "loading");
     ellm_model *model = NULL;
     ellm_lm lm;
-    if (ellm_eval_open(model_path, (int)threads, ellm_progress_callback, &bar, &model, &lm, &err) != ELLM_OK) {
-        ellm_progress_finish(&bar);
+    if (cli_eval_open(model_path, threads, &model, &lm, &err) != ELLM_OK) {
         ellm_mc_free(&set);
         return cli_report_error(&err);
     }
-    ellm_progress_finish(&bar);
+    ellm_progress bar;
     ellm_model_info info;
     ellm_model_get_info(model, &info);
     ellm_progress_init(&bar, "hellaswag");

@@ -7,7 +7,7 @@
 #include "common/common.h"
 #include "eval/eval.h"
 
-static void usage(FILE *out) {
+static void usage(FILE *out, const cli_opt *opts) {
     fprintf(out,
             "Usage: entrollm perplexity MODEL TEXTFILE [options]\n"
             "\n"
@@ -18,17 +18,8 @@ static void usage(FILE *out) {
             "N/2+1 .. N-1). WikiText-2 raw files are read as they are. Prints the running\n"
             "estimate [window]PPL +/- stderr, then \"Final estimate: PPL = x +/- y\".\n"
             "\n"
-            "Options:\n"
-            "  --ctx N          window length in tokens (default min(512, model context))\n"
-            "  --limit K        score only the first K windows\n"
-            "  --docs SEP       instead: teacher-forced mean NLL over the documents separated\n"
-            "                   by SEP (e.g. '<|endoftext|>'), each tokenized with BOS, cut to the\n"
-            "                   model's context, every token after BOS scored (--limit counts\n"
-            "                   documents)\n"
-            "  --threads N      threads (default: all cores)\n"
-            "  --json           print one JSON object on stdout: perplexity, stderr,\n"
-            "                   tokens_scored, ctx, windows, mean_nll, ...\n"
-            "  -h, --help       this help\n");
+            "Options:\n");
+    cli_print_options(out, opts);
 }
 
 typedef struct header {
@@ -45,56 +36,41 @@ static void on_window(void *user, int w, int n, double ppl, double se) {
 }
 
 int cmd_perplexity(int argc, char **argv) {
-    const char *model_path = NULL, *text_path = NULL, *docs = NULL;
+    const char *docs = NULL;
     long ctx = 0, limit = 0, threads = 0;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            usage(stdout);
-            return EXIT_OK;
-        } else if (strcmp(a, "--ctx") == 0) {
-            if (!cli_parse_int("perplexity", a, v, 4, 1 << 20, &ctx)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--limit") == 0) {
-            if (!cli_parse_int("perplexity", a, v, 1, 1 << 30, &limit)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (!cli_parse_int("perplexity", a, v, 1, 1024, &threads)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--docs") == 0) {
-            if (!v || !*v) return cli_usage_error("perplexity", "--docs needs a separator string");
-            docs = v;
-            i++;
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error("perplexity", "unknown option '%s'", a);
-        } else if (!model_path) {
-            model_path = a;
-        } else if (!text_path) {
-            text_path = a;
-        } else {
-            return cli_usage_error("perplexity", "unexpected argument '%s'", a);
-        }
-    }
-    if (!model_path || !text_path) return cli_usage_error("perplexity", "needs MODEL and TEXTFILE");
+    const cli_opt opts[] = {
+        {CLI_INT("--ctx", NULL, &ctx, 4, 1 << 20, "N", "window length in tokens (default min(512, model context))")},
+        {CLI_INT("--limit", NULL, &limit, 1, 1 << 30, "K", "score only the first K windows")},
+        {CLI_STRING("--docs", NULL, &docs, "SEP",
+                    "instead: teacher-forced mean NLL over the documents separated\n"
+                    "by SEP (e.g. '<|endoftext|>'), each tokenized with BOS, cut to the\n"
+                    "model's context, every token after BOS scored (--limit counts\n"
+                    "documents)")},
+        {CLI_INT("--threads", NULL, &threads, 1, 1024, "N", "threads (default: all cores)")},
+        {CLI_FLAG("--json", NULL, &json,
+                  "print one JSON object on stdout: perplexity, stderr,\n"
+                  "tokens_scored, ctx, windows, mean_nll, ...")},
+        {0},
+    };
+    const char *pos[2];
+    int n_pos, rc = cli_parse("perplexity", argc, argv, opts, pos, 2, &n_pos);
+    if (rc != CLI_GO_ON) return rc == CLI_HELP ? (usage(stdout, opts), EXIT_OK) : rc;
+    if (n_pos < 2) return cli_usage_error("perplexity", "needs MODEL and TEXTFILE");
+    const char *model_path = pos[0], *text_path = pos[1];
     if (docs && ctx) return cli_usage_error("perplexity", "--ctx does not apply with --docs");
 
     ellm_error err = {0};
     uint8_t *text = NULL;
     size_t len = 0;
     if (ellm_read_file(text_path, &text, &len, &err) != ELLM_OK) return cli_report_error(&err);
-    ellm_progress bar;
-    ellm_progress_init(&bar, "loading");
     ellm_model *model = NULL;
     ellm_lm lm;
-    if (ellm_eval_open(model_path, (int)threads, ellm_progress_callback, &bar, &model, &lm, &err) != ELLM_OK) {
-        ellm_progress_finish(&bar);
+    if (cli_eval_open(model_path, threads, &model, &lm, &err) != ELLM_OK) {
         free(text);
         return cli_report_error(&err);
     }
-    ellm_progress_finish(&bar);
+    ellm_progress bar;
     ellm_model_info info;
     ellm_model_get_info(model, &info);
     ellm_ppl_result r;

@@ -25,34 +25,25 @@ typedef struct gen_opts {
     bool seed_given, json;
 } gen_opts;
 
-/* Parses one shared option at argv[*i]; returns 1 if consumed, 0 if not
- * ours, -1 on a usage error (already printed). */
-static int parse_gen_opt(const char *cmd, int argc, char **argv, int *i, gen_opts *o) {
-    const char *a = argv[*i];
-#define VALUE() (*i + 1 < argc ? argv[++*i] : NULL)
-    if (strcmp(a, "-n") == 0 || strcmp(a, "--tokens") == 0)
-        return cli_parse_int(cmd, a, VALUE(), 0, 1L << 24, &o->n_tokens) ? 1 : -1;
-    if (strcmp(a, "--temp") == 0) return cli_parse_float(cmd, a, VALUE(), 0.0, 100.0, &o->temp) ? 1 : -1;
-    if (strcmp(a, "--top-p") == 0) return cli_parse_float(cmd, a, VALUE(), 1e-6, 1.0, &o->top_p) ? 1 : -1;
-    if (strcmp(a, "--seed") == 0) {
-        o->seed_given = true;
-        return cli_parse_u64(cmd, a, VALUE(), 0, UINT64_MAX, &o->seed) ? 1 : -1;
-    }
-    if (strcmp(a, "--threads") == 0 || strcmp(a, "-t") == 0)
-        return cli_parse_int(cmd, a, VALUE(), 1, 1024, &o->threads) ? 1 : -1;
-    if (strcmp(a, "--ctx") == 0) return cli_parse_int(cmd, a, VALUE(), 1, 1L << 24, &o->ctx) ? 1 : -1;
-    if (strcmp(a, "--tokenizer") == 0) {
-        o->tokenizer = VALUE();
-        if (!o->tokenizer) return cli_usage_error(cmd, "--tokenizer needs a file"), -1;
-        return 1;
-    }
-    if (strcmp(a, "--json") == 0) {
-        o->json = true;
-        return 1;
-    }
-#undef VALUE
-    return 0;
-}
+/* The option-table entries shared by run and chat; default_tokens is the
+ * default of -n as a string literal. */
+#define GEN_OPT_ENTRIES(o, default_tokens)                                                                       \
+    {CLI_INT("--tokens", "-n", &(o)->n_tokens, 0, 1L << 24, "N",                                                 \
+             "tokens to generate at most (default " default_tokens "); generation also stops at the\n"          \
+             "model's end-of-text / end-of-turn tokens and at the end of the context")},                         \
+    {CLI_FLOAT("--temp", NULL, &(o)->temp, 0.0, 100.0, "T", "sampling temperature, 0 = greedy (default 0.8)")}, \
+    {CLI_FLOAT("--top-p", NULL, &(o)->top_p, 1e-6, 1.0, "P",                                                    \
+               "nucleus sampling threshold in (0, 1], 1 = off (default 0.9)")},                                  \
+    {CLI_U64("--seed", NULL, &(o)->seed, 0, UINT64_MAX, "S",                                                     \
+             "random seed (default: the time); the same seed gives the same text"),                              \
+     .given = &(o)->seed_given},                                                                                 \
+    {CLI_INT("--threads", "-t", &(o)->threads, 1, 1024, "N",                                                     \
+             "threads for decoding and inference (default: all cores)")},                                        \
+    {CLI_INT("--ctx", NULL, &(o)->ctx, 1, 1L << 24, "N", "cap the context length (default: the model's own)")},  \
+    {CLI_STRING("--tokenizer", NULL, &(o)->tokenizer, "FILE",                                                    \
+                "tokenizer to use (llama2.c checkpoints without one beside them, or to\n"                        \
+                "replace the one in a .ellm file)")},                                                            \
+    {CLI_FLAG("--json", NULL, &(o)->json, "print one JSON object on stdout instead of streaming text")}
 
 static void gen_opts_default(gen_opts *o, long n_tokens) {
     memset(o, 0, sizeof *o);
@@ -61,18 +52,6 @@ static void gen_opts_default(gen_opts *o, long n_tokens) {
     o->top_p = 0.9;
     o->seed = (uint64_t)time(NULL);
 }
-
-static const char *k_gen_help =
-    "  -n, --tokens N     tokens to generate at most (default %ld); generation also stops at the\n"
-    "                     model's end-of-text / end-of-turn tokens and at the end of the context\n"
-    "  --temp T           sampling temperature, 0 = greedy (default 0.8)\n"
-    "  --top-p P          nucleus sampling threshold in (0, 1], 1 = off (default 0.9)\n"
-    "  --seed S           random seed (default: the time); the same seed gives the same text\n"
-    "  -t, --threads N    threads for decoding and inference (default: all cores)\n"
-    "  --ctx N            cap the context length (default: the model's own)\n"
-    "  --tokenizer FILE   tokenizer to use (llama2.c checkpoints without one beside them, or to\n"
-    "                     replace the one in a .ellm file)\n"
-    "  --json             print one JSON object on stdout instead of streaming text\n";
 
 static ellm_status load_model(const gen_opts *o, ellm_model **m, ellm_error *err) {
     ellm_load_options lo;
@@ -140,41 +119,28 @@ static const char *stop_name(ellm_gen_stop s) {
     }
 }
 
-static void run_usage(FILE *out) {
+static void run_usage(FILE *out, const cli_opt *opts) {
     fprintf(out,
             "Usage: entrollm run MODEL -p PROMPT [options]\n\n"
             "Generates text from PROMPT. MODEL is a .ellm file (its integers are entropy-decoded in\n"
             "parallel at load) or a source model: a Hugging Face folder, a GGUF file or a llama2.c\n"
             "checkpoint (float weights). The prompt is echoed, the generated text streamed on stdout,\n"
             "then a line of timings on stderr: load (and parallel decode) time, prefill and generation\n"
-            "speed.\n\nOptions:\n"
-            "  -p, --prompt TEXT  the prompt (required)\n");
-    fprintf(out, k_gen_help, 256L);
+            "speed.\n\nOptions:\n");
+    cli_print_options(out, opts);
 }
 
 int cmd_run(int argc, char **argv) {
     gen_opts o;
     gen_opts_default(&o, 256);
     const char *prompt = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            run_usage(stdout);
-            return EXIT_OK;
-        }
-        int r = parse_gen_opt("run", argc, argv, &i, &o);
-        if (r < 0) return EXIT_USAGE;
-        if (r > 0) continue;
-        if (strcmp(argv[i], "-p") == 0 || strcmp(argv[i], "--prompt") == 0) {
-            if (i + 1 >= argc) return cli_usage_error("run", "%s needs a text", argv[i]);
-            prompt = argv[++i];
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_usage_error("run", "unknown option '%s'", argv[i]);
-        } else if (!o.model) {
-            o.model = argv[i];
-        } else {
-            return cli_usage_error("run", "unexpected argument '%s'", argv[i]);
-        }
-    }
+    const cli_opt opts[] = {
+        {CLI_STRING("--prompt", "-p", &prompt, "TEXT", "the prompt (required)")},
+        GEN_OPT_ENTRIES(&o, "256"),
+        {0},
+    };
+    int n_pos, rc = cli_parse("run", argc, argv, opts, &o.model, 1, &n_pos);
+    if (rc != CLI_GO_ON) return rc == CLI_HELP ? (run_usage(stdout, opts), EXIT_OK) : rc;
     if (!o.model) return cli_usage_error("run", "missing MODEL");
     if (!prompt) return cli_usage_error("run", "missing -p PROMPT");
 
@@ -187,7 +153,7 @@ int cmd_run(int argc, char **argv) {
     const ellm_tokenizer *tok = ellm_model_tokenizer(m);
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    int rc = EXIT_OK;
+    rc = EXIT_OK;
     if (ellm_tokenize(tok, prompt, strlen(prompt), ellm_tokenizer_add_bos_default(tok), 0, &ids, &n_ids, &err)) {
         rc = cli_report_error(&err);
         goto done;
@@ -253,18 +219,15 @@ done:
 
 /* ---- chat ------------------------------------------------------------------ */
 
-static void chat_usage(FILE *out) {
+static void chat_usage(FILE *out, const cli_opt *opts) {
     fprintf(out,
             "Usage: entrollm chat MODEL [--system TEXT] [options]\n\n"
             "Chats with an instruction model using its own chat template (from the model's\n"
             "tokenizer_config.json / GGUF metadata: ChatML for SmolLM and Qwen2, Phi-3's, Mistral's\n"
             "[INST] forms...). Each line read on stdin is a user turn; the reply is printed on stdout.\n"
             "Works when stdin is not a terminal (one turn per line). An empty line is skipped;\n"
-            "end of input or /exit ends the chat. The KV cache is kept across turns.\n\nOptions:\n"
-            "  --system TEXT      a system message opening the conversation\n"
-            "  --template NAME    use this chat format instead of the model's own: chatml, phi3,\n"
-            "                     phi3-mini, mistral-v1, mistral-v3, llama2\n");
-    fprintf(out, k_gen_help, 512L);
+            "end of input or /exit ends the chat. The KV cache is kept across turns.\n\nOptions:\n");
+    cli_print_options(out, opts);
 }
 
 typedef struct chat_state {
@@ -290,28 +253,16 @@ int cmd_chat(int argc, char **argv) {
     gen_opts o;
     gen_opts_default(&o, 512);
     const char *system = NULL, *tmpl = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            chat_usage(stdout);
-            return EXIT_OK;
-        }
-        int r = parse_gen_opt("chat", argc, argv, &i, &o);
-        if (r < 0) return EXIT_USAGE;
-        if (r > 0) continue;
-        if (strcmp(argv[i], "--system") == 0) {
-            if (i + 1 >= argc) return cli_usage_error("chat", "--system needs a text");
-            system = argv[++i];
-        } else if (strcmp(argv[i], "--template") == 0) {
-            if (i + 1 >= argc) return cli_usage_error("chat", "--template needs a format name");
-            tmpl = argv[++i];
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_usage_error("chat", "unknown option '%s'", argv[i]);
-        } else if (!o.model) {
-            o.model = argv[i];
-        } else {
-            return cli_usage_error("chat", "unexpected argument '%s'", argv[i]);
-        }
-    }
+    const cli_opt opts[] = {
+        {CLI_STRING("--system", NULL, &system, "TEXT", "a system message opening the conversation")},
+        {CLI_STRING("--template", NULL, &tmpl, "NAME",
+                    "use this chat format instead of the model's own: chatml, phi3,\n"
+                    "phi3-mini, mistral-v1, mistral-v3, llama2")},
+        GEN_OPT_ENTRIES(&o, "512"),
+        {0},
+    };
+    int n_pos, rc = cli_parse("chat", argc, argv, opts, &o.model, 1, &n_pos);
+    if (rc != CLI_GO_ON) return rc == CLI_HELP ? (chat_usage(stdout, opts), EXIT_OK) : rc;
     if (!o.model) return cli_usage_error("chat", "missing MODEL");
     if (o.json) return cli_usage_error("chat", "--json is not available for chat");
 
@@ -324,7 +275,7 @@ int cmd_chat(int argc, char **argv) {
     const ellm_tokenizer *tok = ellm_model_tokenizer(m);
     const bool tty = isatty(STDIN_FILENO);
     chat_state chat = {0};
-    int rc = EXIT_OK;
+    rc = EXIT_OK;
     if (tmpl && ellm_tokenizer_set_chat_template(m->tok, tmpl, &err)) {
         rc = err.code == ELLM_E_ARG ? cli_usage_error("chat", "%s", err.message) : cli_report_error(&err);
         goto done;

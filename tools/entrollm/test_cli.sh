@@ -164,6 +164,10 @@ expect 0 "$BIN" run "$T/hf-export" -p "Once upon a time" -n 24 --temp 0 --tokeni
 grep -qF "$REF" "$T/out" && ok || bad "run of the HF export differs: $(head -c 200 "$T/out")"
 expect 2 "$BIN" run "$MODEL" -n 5
 expect 2 "$BIN" run "$MODEL" -p hi --temp -1
+expect_msg 2 "[-]-tokens needs N" "$BIN" run "$MODEL" -p hi --tokens
+expect_msg 2 "[-]t needs an integer in \\[1, 1024\\]" "$BIN" run "$MODEL" -p hi -t 2000
+expect_msg 2 "unknown option '--topp'" "$BIN" chat "$MODEL" --topp 0.5
+expect_msg 2 "unexpected argument 'two'" "$BIN" chat "$MODEL" two
 # chat: a synthesized Phi-3.5 model answers a piped turn with its own template
 printf 'Hello there\n' | "$BIN" chat "$T/phi.ellm" -n 4 --seed 1 >"$T/out" 2>"$T/err" && ok || bad "chat: $(cat "$T/err")"
 # chat on a model without a chat template is refused clearly

@@ -93,6 +93,23 @@ grep -q 'trunc.txt' "$T/err.txt" || fail "truncated task file not named"
 "$BIN" gsm8k "$MODEL" "$D/gsm8k/test.jsonl" 2> /dev/null; [ $? = 2 ] || fail "gsm8k without --train"
 "$BIN" report "$MODEL" 2> /dev/null; [ $? = 2 ] || fail "report without -o"
 "$BIN" bench latency /nonexistent.ellm 2> /dev/null; [ $? = 1 ] || fail "latency on a missing file"
+# the shared option parser: a usage error (exit 2) naming the flag, before anything is loaded
+usage_err() { # PATTERN ARGS...: exit 2 and PATTERN in the message
+    local pat=$1; shift
+    "$BIN" "$@" > /dev/null 2> "$T/err.txt"; local rc=$?
+    [ $rc = 2 ] && grep -q -- "$pat" "$T/err.txt" || fail "$* -> exit $rc, $(head -c 200 "$T/err.txt")"
+}
+usage_err "'--frobnicate'" perplexity "$MODEL" "$STORIES" --frobnicate
+usage_err "--limit needs K" perplexity "$MODEL" "$STORIES" --limit
+usage_err "--threads needs an integer in \[1, 1024\], got '0'" perplexity "$MODEL" "$STORIES" --threads 0
+usage_err "--docs needs SEP" perplexity "$MODEL" "$STORIES" --docs ''
+usage_err "unexpected argument 'extra'" perplexity "$MODEL" "$STORIES" extra
+usage_err "--shots needs an integer in \[0, 64\], got '65'" gsm8k "$MODEL" "$D/gsm8k/test.jsonl" --shots 65
+usage_err "--train needs FILE" gsm8k "$MODEL" "$D/gsm8k/test.jsonl" --train
+usage_err "--seed needs an integer" hellaswag "$MODEL" "$T/story.txt" --seed -1
+usage_err "'--gen'" bench latency "$MODEL" --gen 4
+usage_err "--repeat needs an integer in \[1, 1000\], got '1x'" bench latency "$MODEL" --repeat 1x
+"$BIN" gsm8k --help | grep -q -- '-v, --verbose' || fail "gsm8k --help does not list -v, --verbose"
 for c in perplexity hellaswag gsm8k report; do
     "$BIN" $c --help | grep -q Usage || fail "$c --help"
 done
