@@ -21,18 +21,9 @@
 
 #include "common/common.h"
 #include "common/pool.h"
+#include "common/testing.h"
 #include "model/model.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                  \
-    do {                                                  \
-        if (!(cond)) {                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                 \
-            fprintf(stderr, "\n");                        \
-            failures++;                                   \
-        }                                                 \
-    } while (0)
 
 /* A random rows x cols tensor with the given bits and group size. */
 static void make_tensor(ellm_qtensor *t, ellm_rng *rng, int64_t rows, int64_t cols, int bits, uint64_t group) {
@@ -152,7 +143,7 @@ static void run_case(ellm_pool *pool, int64_t rows, int64_t cols, int bits, uint
         double ref = ref_weight(&t, (uint64_t)(r * cols + c));
         CHECK(fabs(row_a[c] - ref) <= 1e-6 * fabs(ref) + 1e-9 && row_a[c] == row_b[c],
               "row_dequant bits %d col %lld: %g %g vs %g", bits, (long long)c, row_a[c], row_b[c], ref);
-        if (failures > 20) break;
+        if (test_failures > 20) break;
     }
     free(row_a);
     free(row_b);
@@ -415,10 +406,5 @@ int main(void) {
     CHECK(ellm_kernels_check_tensor(&bad, &err) == ELLM_E_UNSUPPORTED, "16-bit accepted");
     bad.bits = 8;
     ellm_qtensor_free(&bad);
-    if (failures) {
-        fprintf(stderr, "%d failures\n", failures);
-        return 1;
-    }
-    printf("kernels: all cases agree\n");
-    return 0;
+    return test_finish("kernels");
 }
