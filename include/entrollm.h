@@ -91,6 +91,12 @@ enum {
 /* Compression                                                               */
 /* ------------------------------------------------------------------------- */
 
+/* What bit allocation (target_bits) minimises, summed over tensors. */
+typedef enum ellm_alloc_error {
+    ELLM_ALLOC_SSE = 0,      /* sum of (w - dequant(q))^2 (the default) */
+    ELLM_ALLOC_RELATIVE = 1  /* each tensor's sum divided by its mean square weight */
+} ellm_alloc_error;
+
 typedef void (*ellm_progress_fn)(void *user, const char *what, uint64_t done, uint64_t total);
 
 typedef struct ellm_compress_options {
@@ -111,6 +117,7 @@ typedef struct ellm_compress_options {
      * payload is at most target_bits bits per weight with the least total
      * squared quantization error. 0 = off. */
     double target_bits;
+    ellm_alloc_error alloc_error; /* what the allocation minimises */
 } ellm_compress_options;
 
 void ellm_compress_options_default(ellm_compress_options *opts);

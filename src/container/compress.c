@@ -90,6 +90,7 @@ static char *build_metadata(const src_model *src, const ellm_compress_options *o
         json_t *q = json_object_get(meta, "quantization");
         json_object_set_new(q, "bits", json_string("per tensor"));
         json_object_set_new(q, "target_bits", json_real(o->target_bits));
+        json_object_set_new(q, "alloc_error", json_string(o->alloc_error == ELLM_ALLOC_RELATIVE ? "relative" : "sse"));
     }
     /* ellm_synth marks its configs: "entrollm_weights": "generated, not trained ..." */
     const char *note = json_string_value(json_object_get(config, "entrollm_weights"));
@@ -315,6 +316,13 @@ static bool candidate_applies(const qchoice *c, uint64_t n) {
     return c->granularity != ELLM_GRAN_GROUP || c->group_size < n;
 }
 
+/* The mean of w^2 (1 for an all-zero tensor, whose error is 0 anyway). */
+static double mean_square(const float *w, uint64_t n) {
+    double sum = 0;
+    for (uint64_t i = 0; i < n; i++) sum += (double)w[i] * (double)w[i];
+    return sum > 0 ? sum / (double)n : 1;
+}
+
 /* Pass 1 for one tensor: stored bytes (coded block + scales/zeros) and
  * squared error of each candidate; float-kept tensors have one "candidate"
  * of 4 bytes a weight and no error. */
@@ -341,6 +349,7 @@ static ellm_status measure_tensor(src_model *src, size_t idx, const ellm_compres
         if (s) return ellm_fail_prefix(err, "%s", src->path);
         float max_err, scale_max;
         error_stats(&qp, buf->weights, buf->codes, n, &max_err, &scale_max, &error[c]);
+        if (o->alloc_error == ELLM_ALLOC_RELATIVE) error[c] /= mean_square(buf->weights, n);
         bytes[c] = block_size + qp.n_groups * 5;
         free(block);
         ellm_qparams_free(&qp);
@@ -389,6 +398,8 @@ static ellm_status allocate_bits(src_model *src, const ellm_compress_options *o,
 static ellm_status check_options(const ellm_compress_options *o, ellm_error *err) {
     if (!(o->target_bits >= 0 && o->target_bits <= 8)) /* also NaN */
         return ellm_fail(err, ELLM_E_ARG, "--target-bits must be above 0 and at most 8, got %g", o->target_bits);
+    if (o->alloc_error != ELLM_ALLOC_SSE && o->alloc_error != ELLM_ALLOC_RELATIVE)
+        return ellm_fail(err, ELLM_E_ARG, "unknown allocation error measure %d", (int)o->alloc_error);
     if (o->target_bits == 0 && o->bits != 8 && o->bits != 4)
         return ellm_fail(err, ELLM_E_ARG, "--bits must be 8 or 4, got %d", o->bits);
     if (o->scheme < ELLM_SCHEME_AUTO || o->scheme > ELLM_SCHEME_ASYMMETRIC)

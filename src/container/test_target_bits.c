@@ -3,7 +3,8 @@
  * and both occur, the file's directory says what the report says, it loads
  * and its perplexity (llama.cpp windows over a slice of the TinyStories
  * validation stories) lies between the all-uint8 and all-uint4 files';
- * a target at or above the all-uint8 size gives the all-uint8 file; bad
+ * a target at or above the all-uint8 size gives the all-uint8 file; the
+ * relative error measure chooses otherwise, within the target too; bad
  * targets fail with ELLM_E_ARG and leave no output file. */
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@ typedef struct variant {
     const char *name;
     int bits;      /* 8 or 4; 0: target_bits */
     double target; /* --target-bits */
+    ellm_alloc_error alloc;
     ellm_compress_report *rep;
     double ppl;
     char path[512];
@@ -31,6 +33,7 @@ static ellm_status compress(const char *model, const char *dir, variant *v, ellm
     o.n_threads = 2;
     if (v->bits) o.bits = v->bits;
     else o.target_bits = v->target;
+    o.alloc_error = v->alloc;
     return ellm_compress(model, v->path, &o, &v->rep, err);
 }
 
@@ -118,7 +121,8 @@ int main(void) {
                    {.name = "t6", .target = 6},
                    {.name = "t5", .target = 5},
                    {.name = "u4", .bits = 4},
-                   {.name = "t8", .target = 8}};
+                   {.name = "t8", .target = 8},
+                   {.name = "t5rel", .target = 5, .alloc = ELLM_ALLOC_RELATIVE}};
     size_t nv = ELLM_ARRAY_LEN(v);
     for (size_t i = 0; i < nv; i++) {
         ellm_status s = compress(model, dir, &v[i], &err);
@@ -141,6 +145,11 @@ int main(void) {
     CHECK(v[4].rep->payload_bytes == v[0].rep->payload_bytes && v[4].rep->sq_error == v[0].rep->sq_error,
           "target 8: %llu bytes, all-uint8 %llu", (unsigned long long)v[4].rep->payload_bytes,
           (unsigned long long)v[0].rep->payload_bytes);
+    /* the relative measure: within the target too, another choice, and
+     * more squared error than the allocation that minimises it */
+    check_mixed(&v[5]);
+    CHECK(v[5].rep->sq_error > v[2].rep->sq_error, "relative %.4g, sse %.4g", v[5].rep->sq_error,
+          v[2].rep->sq_error);
     check_bad_targets(model, dir);
 out:
     for (size_t i = 0; i < nv; i++) {

@@ -23,6 +23,9 @@ static void usage(FILE *out) {
             "                           so that the coded payload is at most B bits/weight with the\n"
             "                           least total squared quantization error; 0 < B <= 8, and B\n"
             "                           below what the smallest choices reach is an error (exit 2)\n"
+            "  --alloc-error E          what --target-bits minimises: sse (default: the sum of squared\n"
+            "                           dequantization errors) or relative (each tensor's sum divided\n"
+            "                           by its mean square weight); see docs/QUANTIZATION.md\n"
             "  --scheme S               auto|unsigned|symmetric|asymmetric (default auto: a tensor\n"
             "                           whose values share one sign is unsigned, else asymmetric)\n"
             "  --granularity G          tensor|row|group:N  scales per tensor (default), per row or\n"
@@ -97,7 +100,7 @@ static alloc_counts count_choices(const ellm_compress_report *r) {
     return c;
 }
 
-static void print_json(const ellm_compress_report *r, const char *out_path) {
+static void print_json(const ellm_compress_report *r, const char *out_path, ellm_alloc_error alloc_error) {
     json_t *tensors = json_array();
     for (size_t i = 0; i < r->n_tensors; i++) {
         const ellm_tensor_report *t = &r->tensors[i];
@@ -127,6 +130,7 @@ static void print_json(const ellm_compress_report *r, const char *out_path) {
     json_object_set_new(root, "sq_error", json_real(r->sq_error));
     if (r->target_bits > 0) {
         json_object_set_new(root, "target_bits", json_real(r->target_bits));
+        json_object_set_new(root, "alloc_error", json_string(alloc_error == ELLM_ALLOC_RELATIVE ? "relative" : "sse"));
         alloc_counts c = count_choices(r);
         json_object_set_new(root, "tensors_uint8", json_integer((json_int_t)c.u8));
         json_object_set_new(root, "tensors_uint4", json_integer((json_int_t)c.u4));
@@ -138,7 +142,7 @@ static void print_json(const ellm_compress_report *r, const char *out_path) {
     json_decref(root);
 }
 
-static void print_table(const ellm_compress_report *r, const char *out_path, bool quiet) {
+static void print_table(const ellm_compress_report *r, const char *out_path, bool quiet, ellm_alloc_error alloc_error) {
     if (!quiet) {
         printf("%-44s %-16s %-10s %4s %-9s %-7s %8s %8s\n", "tensor", "shape", "scheme", "bits", "gran", "coder",
                "entropy", "coded");
@@ -175,8 +179,9 @@ static void print_table(const ellm_compress_report *r, const char *out_path, boo
     if (r->target_bits > 0) {
         alloc_counts c = count_choices(r);
         printf("target               %.4f bits/weight of coded payload: reached %.4f with %zu tensors uint8, "
-               "%zu uint4 (%zu of them in groups)\n",
-               r->target_bits, r->coded_bits_per_weight, c.u8, c.u4, c.u4_grouped);
+               "%zu uint4 (%zu of them in groups), least %s error\n",
+               r->target_bits, r->coded_bits_per_weight, c.u8, c.u4, c.u4_grouped,
+               alloc_error == ELLM_ALLOC_RELATIVE ? "relative" : "squared");
         printf("squared error        %.6g (sum over weights of (w - dequantized w)^2)\n", r->sq_error);
     }
 }
@@ -185,7 +190,7 @@ int cmd_compress(int argc, char **argv) {
     ellm_compress_options o;
     ellm_compress_options_default(&o);
     const char *model = NULL, *out = NULL;
-    bool json = false, quiet = false, bits_given = false;
+    bool json = false, quiet = false, bits_given = false, alloc_given = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -208,6 +213,12 @@ int cmd_compress(int argc, char **argv) {
             if (!cli_parse_float("compress", a, v, 0, 8, &b)) return EXIT_USAGE;
             if (!(b > 0)) return cli_usage_error("compress", "--target-bits must be above 0, got %s", v);
             o.target_bits = b;
+            i++;
+        } else if (strcmp(a, "--alloc-error") == 0) {
+            if (v && strcmp(v, "sse") == 0) o.alloc_error = ELLM_ALLOC_SSE;
+            else if (v && strcmp(v, "relative") == 0) o.alloc_error = ELLM_ALLOC_RELATIVE;
+            else return cli_usage_error("compress", "--alloc-error must be sse or relative");
+            alloc_given = true;
             i++;
         } else if (strcmp(a, "--scheme") == 0) {
             if (!v || !parse_scheme(v, &o.scheme))
@@ -263,6 +274,8 @@ int cmd_compress(int argc, char **argv) {
     }
     if (bits_given && o.target_bits > 0)
         return cli_usage_error("compress", "--target-bits chooses the bits of each tensor: give it or --bits, not both");
+    if (alloc_given && !(o.target_bits > 0))
+        return cli_usage_error("compress", "--alloc-error only applies with --target-bits");
     if (!model) return cli_usage_error("compress", "missing MODEL");
     if (!out) return cli_usage_error("compress", "missing -o OUT.ellm");
 
@@ -275,8 +288,8 @@ int cmd_compress(int argc, char **argv) {
     ellm_status s = ellm_compress(model, out, &o, &r, &err);
     ellm_progress_finish(&progress);
     if (s) return cli_report_error(&err);
-    if (json) print_json(r, out);
-    else print_table(r, out, quiet);
+    if (json) print_json(r, out, o.alloc_error);
+    else print_table(r, out, quiet, o.alloc_error);
     ellm_compress_report_free(r);
     return EXIT_OK;
 }
