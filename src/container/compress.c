@@ -331,13 +331,14 @@ static ellm_status measure_tensor(src_model *src, size_t idx, const ellm_compres
                                   ellm_error *err) {
     const src_tensor *st = &src->tensors[idx];
     uint64_t n = st->n_elements;
-    for (size_t c = 0; c < n_cands; c++) bytes[c] = ELLM_ALLOC_NONE, error[c] = 0;
+    for (size_t c = 0; c < n_cands; c++) bytes[c] = ELLM_BITALLOC_NONE, error[c] = 0;
     if (keep_reason(st->name, o->keep)) {
         bytes[0] = n * 4;
         return ELLM_OK;
     }
     ellm_status s = scratch_reserve(buf, n, err);
     if (s || (s = src_read_f32(src, idx, buf->weights, err))) return s;
+    double scale = o->alloc_error == ELLM_ALLOC_RELATIVE ? 1 / mean_square(buf->weights, n) : 1;
     for (size_t c = 0; c < n_cands && !s; c++) {
         if (!candidate_applies(&cands[c], n)) continue;
         ellm_qparams qp;
@@ -349,7 +350,7 @@ static ellm_status measure_tensor(src_model *src, size_t idx, const ellm_compres
         if (s) return ellm_fail_prefix(err, "%s", src->path);
         float max_err, scale_max;
         error_stats(&qp, buf->weights, buf->codes, n, &max_err, &scale_max, &error[c]);
-        if (o->alloc_error == ELLM_ALLOC_RELATIVE) error[c] /= mean_square(buf->weights, n);
+        error[c] *= scale;
         bytes[c] = block_size + qp.n_groups * 5;
         free(block);
         ellm_qparams_free(&qp);

@@ -22,7 +22,7 @@ static move best_move(const uint64_t *bytes, const double *error, size_t n_tenso
         size_t cur = t * n_cands + (size_t)choice[t];
         for (size_t c = 0; c < n_cands; c++) {
             size_t k = t * n_cands + c;
-            if (bytes[k] == ELLM_ALLOC_NONE || !(error[k] < error[cur])) continue;
+            if (bytes[k] == ELLM_BITALLOC_NONE || !(error[k] < error[cur])) continue;
             if (bytes[k] > bytes[cur] && bytes[k] - bytes[cur] > budget - used) continue; /* does not fit */
             double gain = bytes[k] <= bytes[cur] ? INFINITY : (error[cur] - error[k]) / (double)(bytes[k] - bytes[cur]);
             if (better(gain, &best)) best = (move){t, (int)c, gain};
@@ -40,7 +40,7 @@ ellm_status ellm_bitalloc(const uint64_t *bytes, const double *error, size_t n_t
         const double *e = error + t * n_cands;
         int best = -1;
         for (size_t c = 0; c < n_cands; c++) {
-            if (b[c] == ELLM_ALLOC_NONE) continue;
+            if (b[c] == ELLM_BITALLOC_NONE) continue;
             if (!isfinite(e[c]) || e[c] < 0)
                 return ellm_fail(err, ELLM_E_ARG, "bit allocation: tensor %zu candidate %zu: error %g", t, c, e[c]);
             if (best < 0 || b[c] < b[best] || (b[c] == b[best] && e[c] < e[best])) best = (int)c;

@@ -15,8 +15,8 @@
 #include "entrollm.h"
 
 /* A candidate that does not exist for a tensor (e.g. a group larger than
- * the tensor) has bytes == ELLM_ALLOC_NONE. */
-#define ELLM_ALLOC_NONE UINT64_MAX
+ * the tensor) has bytes == ELLM_BITALLOC_NONE. */
+#define ELLM_BITALLOC_NONE UINT64_MAX
 
 /* bytes[t * n_cands + c] and error[t * n_cands + c] describe candidate c of
  * tensor t (every tensor needs at least one existing candidate). Writes

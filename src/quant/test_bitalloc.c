@@ -30,7 +30,7 @@ static double brute_force(const uint64_t *b, const double *e, size_t nt, size_t 
     double best = INFINITY;
     for (;;) {
         bool ok = true;
-        for (size_t t = 0; t < nt; t++) ok = ok && b[t * nc + (size_t)choice[t]] != ELLM_ALLOC_NONE;
+        for (size_t t = 0; t < nt; t++) ok = ok && b[t * nc + (size_t)choice[t]] != ELLM_BITALLOC_NONE;
         if (ok && total_bytes(b, nt, nc, choice) <= budget) best = fmin(best, total_error(e, nt, nc, choice));
         size_t t = 0;
         while (t < nt && ++choice[t] == (int)nc) choice[t++] = 0;
@@ -55,12 +55,12 @@ static void test_hand_made(void) {
           "a budget below the smallest total fails naming it: %s", err.message);
     /* a missing candidate is never chosen; a candidate that is smaller and
      * better at once is taken even with no room left */
-    const uint64_t b2[] = {ELLM_ALLOC_NONE, 12, 10, 8, 9, 16};
+    const uint64_t b2[] = {ELLM_BITALLOC_NONE, 12, 10, 8, 9, 16};
     const double e2[] = {0, 5, 1, 7, 3, 2};
     int c2[2];
     CHECK(ellm_bitalloc(b2, e2, 2, 3, 20, c2, &used, &err) == ELLM_OK && c2[0] == 2 && c2[1] == 1 && used == 19,
           "got %d %d used %llu", c2[0], c2[1], (unsigned long long)used);
-    const uint64_t none[] = {ELLM_ALLOC_NONE, ELLM_ALLOC_NONE};
+    const uint64_t none[] = {ELLM_BITALLOC_NONE, ELLM_BITALLOC_NONE};
     CHECK(ellm_bitalloc(none, e, 1, 2, 100, choice, &used, &err) == ELLM_E_ARG, "a tensor without candidates");
     const double bad[] = {NAN, 1};
     CHECK(ellm_bitalloc(b, bad, 1, 2, 100, choice, &used, &err) == ELLM_E_ARG, "a NaN error is refused");
@@ -121,9 +121,9 @@ static void test_local_optimality(ellm_rng *rng) {
         for (size_t t = 0; t < nt; t++) {
             uint64_t lo = UINT64_MAX, hi = 0;
             for (size_t c = 0; c < nc; c++) {
-                b[t * nc + c] = c > 0 && (uint32_t)ellm_rng_next(rng) % 5 == 0 ? ELLM_ALLOC_NONE : 1 + (uint32_t)ellm_rng_next(rng) % 64;
+                b[t * nc + c] = c > 0 && (uint32_t)ellm_rng_next(rng) % 5 == 0 ? ELLM_BITALLOC_NONE : 1 + (uint32_t)ellm_rng_next(rng) % 64;
                 e[t * nc + c] = 100 * ellm_rng_uniform(rng);
-                if (b[t * nc + c] != ELLM_ALLOC_NONE) lo = ELLM_MIN(lo, b[t * nc + c]), hi = ELLM_MAX(hi, b[t * nc + c]);
+                if (b[t * nc + c] != ELLM_BITALLOC_NONE) lo = ELLM_MIN(lo, b[t * nc + c]), hi = ELLM_MAX(hi, b[t * nc + c]);
             }
             least += lo, most += hi;
         }
@@ -138,7 +138,7 @@ static void test_local_optimality(ellm_rng *rng) {
         for (size_t t = 0; t < nt; t++)
             for (size_t c = 0; c < nc; c++) {
                 size_t k = t * nc + c, cur = t * nc + (size_t)choice[t];
-                if (b[k] == ELLM_ALLOC_NONE) continue;
+                if (b[k] == ELLM_BITALLOC_NONE) continue;
                 bool fits = used - b[cur] + b[k] <= budget;
                 CHECK(!(fits && e[k] < e[cur]), "trial %d: tensor %zu could still move to %zu", trial, t, c);
             }
