@@ -33,7 +33,8 @@ static move best_move(const uint64_t *bytes, const double *error, size_t n_tenso
 
 ellm_status ellm_bitalloc(const uint64_t *bytes, const double *error, size_t n_tensors, size_t n_cands,
                           uint64_t budget, int *choice, uint64_t *used_out, ellm_error *err) {
-    if (n_cands == 0 || n_cands > 64) return ellm_fail(err, ELLM_E_ARG, "bit allocation: %zu candidates per tensor", n_cands);
+    if (n_cands == 0 || n_cands > 64)
+        return ellm_fail(err, ELLM_E_ARG, "bit allocation: %zu candidates per tensor", n_cands);
     uint64_t used = 0;
     for (size_t t = 0; t < n_tensors; t++) {
         const uint64_t *b = bytes + t * n_cands;
@@ -51,7 +52,8 @@ ellm_status ellm_bitalloc(const uint64_t *bytes, const double *error, size_t n_t
             return ellm_fail(err, ELLM_E_ARG, "bit allocation: total size overflows");
     }
     if (used > budget)
-        return ellm_fail(err, ELLM_E_ARG, "the smallest choice for every tensor needs %llu bytes, more than the budget of %llu",
+        return ellm_fail(err, ELLM_E_ARG,
+                         "the smallest choice for every tensor needs %llu bytes, more than the budget of %llu",
                          (unsigned long long)used, (unsigned long long)budget);
     for (;;) {
         move m = best_move(bytes, error, n_tensors, n_cands, choice, used, budget);

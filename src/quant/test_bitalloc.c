@@ -121,9 +121,11 @@ static void test_local_optimality(ellm_rng *rng) {
         for (size_t t = 0; t < nt; t++) {
             uint64_t lo = UINT64_MAX, hi = 0;
             for (size_t c = 0; c < nc; c++) {
-                b[t * nc + c] = c > 0 && (uint32_t)ellm_rng_next(rng) % 5 == 0 ? ELLM_BITALLOC_NONE : 1 + (uint32_t)ellm_rng_next(rng) % 64;
+                bool missing = c > 0 && (uint32_t)ellm_rng_next(rng) % 5 == 0;
+                uint64_t bytes = missing ? ELLM_BITALLOC_NONE : 1 + (uint32_t)ellm_rng_next(rng) % 64;
+                b[t * nc + c] = bytes;
                 e[t * nc + c] = 100 * ellm_rng_uniform(rng);
-                if (b[t * nc + c] != ELLM_BITALLOC_NONE) lo = ELLM_MIN(lo, b[t * nc + c]), hi = ELLM_MAX(hi, b[t * nc + c]);
+                if (!missing) lo = ELLM_MIN(lo, bytes), hi = ELLM_MAX(hi, bytes);
             }
             least += lo, most += hi;
         }

@@ -152,9 +152,10 @@ static void print_table(const ellm_compress_report *r, const char *out_path, boo
             for (int d = 0; d < t->n_dims; d++)
                 snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", d ? "x" : "",
                          (long long)t->shape[d]);
-            char gran[32] = "-";
-            if (!t->kept_reason && t->granularity == ELLM_GRAN_GROUP) snprintf(gran, sizeof gran, "group:%u", t->group_size);
-            else if (!t->kept_reason) snprintf(gran, sizeof gran, "%s", granularity_name(t->granularity));
+            char gran[32];
+            if (t->kept_reason) snprintf(gran, sizeof gran, "-");
+            else if (t->granularity == ELLM_GRAN_GROUP) snprintf(gran, sizeof gran, "group:%u", t->group_size);
+            else snprintf(gran, sizeof gran, "%s", granularity_name(t->granularity));
             printf("%-44s %-16s %-10s %4d %-9s %-7s %8.3f %8.3f%s%s\n", t->name, shape, ellm_scheme_name(t->scheme),
                    t->bits, gran, ellm_coder_name(t->coder), t->entropy_bits, t->coded_bits_per_weight,
                    t->kept_reason ? "  kept: " : "", t->kept_reason ? t->kept_reason : "");
@@ -273,7 +274,8 @@ int cmd_compress(int argc, char **argv) {
         }
     }
     if (bits_given && o.target_bits > 0)
-        return cli_usage_error("compress", "--target-bits chooses the bits of each tensor: give it or --bits, not both");
+        return cli_usage_error("compress",
+                               "--target-bits chooses the bits of each tensor: give it or --bits, not both");
     if (alloc_given && !(o.target_bits > 0))
         return cli_usage_error("compress", "--alloc-error only applies with --target-bits");
     if (!model) return cli_usage_error("compress", "missing MODEL");
