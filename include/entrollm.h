@@ -91,6 +91,12 @@ enum {
 /* Compression                                                               */
 /* ------------------------------------------------------------------------- */
 
+/* What bit allocation (target_bits) minimises, summed over tensors. */
+typedef enum ellm_alloc_error {
+    ELLM_ALLOC_SSE = 0,      /* sum of (w - dequant(q))^2 (the default) */
+    ELLM_ALLOC_RELATIVE = 1  /* each tensor's sum divided by its mean square weight */
+} ellm_alloc_error;
+
 typedef void (*ellm_progress_fn)(void *user, const char *what, uint64_t done, uint64_t total);
 
 typedef struct ellm_compress_options {
@@ -105,6 +111,13 @@ typedef struct ellm_compress_options {
     const char *tokenizer_path;   /* tokenizer file for llama2.c sources */
     ellm_progress_fn progress;    /* may be NULL */
     void *progress_user;
+    /* Bit allocation (docs/QUANTIZATION.md): when > 0, `bits` is ignored and
+     * each tensor gets uint8 or uint4 (at `granularity`; when that is
+     * tensor, also uint4 with groups of 128, 64 or 32) so that the coded
+     * payload is at most target_bits bits per weight with the least total
+     * squared quantization error. 0 = off. */
+    double target_bits;
+    ellm_alloc_error alloc_error; /* what the allocation minimises */
 } ellm_compress_options;
 
 void ellm_compress_options_default(ellm_compress_options *opts);
@@ -125,6 +138,9 @@ typedef struct ellm_tensor_report {
     float max_abs_error;    /* max |w - dequant(q)| */
     float scale_max;        /* largest scale: the error bound is scale/2 */
     const char *kept_reason;/* non-NULL when the tensor stays in float */
+    ellm_granularity granularity;
+    uint32_t group_size;    /* weights per scale (0 for float-kept tensors) */
+    double sq_error;        /* sum of (w - dequant(q))^2 over the tensor */
 } ellm_tensor_report;
 
 typedef struct ellm_compress_report {
@@ -141,6 +157,8 @@ typedef struct ellm_compress_report {
     ellm_tensor_report *tensors;
     double seconds;
     int weights_generated;      /* the source says its weights were generated, not trained */
+    double target_bits;         /* options.target_bits (0: one width for all tensors) */
+    double sq_error;            /* sum of every tensor's sq_error */
 } ellm_compress_report;
 
 ellm_status ellm_compress(const char *source_path, const char *out_path,

@@ -15,6 +15,7 @@
 #include "container/container.h"
 #include "entropy/entropy.h"
 #include "formats/source.h"
+#include "quant/bitalloc.h"
 #include "quant/quant.h"
 
 void ellm_compress_options_default(ellm_compress_options *o) {
@@ -85,6 +86,12 @@ static char *build_metadata(const src_model *src, const ellm_compress_options *o
         ellm_fail(err, ELLM_E_INTERNAL, "cannot build metadata JSON");
         return NULL;
     }
+    if (o->target_bits > 0) {
+        json_t *q = json_object_get(meta, "quantization");
+        json_object_set_new(q, "bits", json_string("per tensor"));
+        json_object_set_new(q, "target_bits", json_real(o->target_bits));
+        json_object_set_new(q, "alloc_error", json_string(o->alloc_error == ELLM_ALLOC_RELATIVE ? "relative" : "sse"));
+    }
     /* ellm_synth marks its configs: "entrollm_weights": "generated, not trained ..." */
     const char *note = json_string_value(json_object_get(config, "entrollm_weights"));
     *generated = note && strncmp(note, "generated", 9) == 0;
@@ -112,21 +119,26 @@ static ellm_status scratch_reserve(scratch *s, uint64_t n, ellm_error *err) {
     return s->cap ? ELLM_OK : ELLM_E_NOMEM;
 }
 
-static float max_abs_error(const ellm_qparams *qp, const float *w, const uint8_t *codes, uint64_t n,
-                           float *scale_max) {
+/* How far the dequantized tensor is from the weights: the largest
+ * |w - s(q - z)|, the largest |s| and the sum of squared errors. */
+static void error_stats(const ellm_qparams *qp, const float *w, const uint8_t *codes, uint64_t n, float *max_err,
+                        float *scale_max, double *sq_error) {
     float worst = 0, smax = 0;
+    double sq = 0;
     for (uint64_t g = 0; g < qp->n_groups; g++) {
         uint64_t start = g * qp->group_size, len = ELLM_MIN(qp->group_size, n - start);
         float s = qp->scales[g];
         int z = qp->zeros[g];
         if (fabsf(s) > smax) smax = fabsf(s);
         for (uint64_t i = start; i < start + len; i++) {
-            float e = fabsf(s * (float)((int)codes[i] - z) - w[i]);
-            if (e > worst) worst = e;
+            float e = s * (float)((int)codes[i] - z) - w[i];
+            if (fabsf(e) > worst) worst = fabsf(e);
+            sq += (double)e * (double)e;
         }
     }
+    *max_err = worst;
     *scale_max = smax;
-    return worst;
+    *sq_error = sq;
 }
 
 /* Codes the integers with one coder: a coded block, or (raw) the plain
@@ -180,9 +192,45 @@ static ellm_status encode_smallest(int bits, const uint8_t *codes, uint64_t n, u
     return ELLM_OK;
 }
 
-/* Quantizes and codes one tensor, writes it, fills its report row. */
-static ellm_status compress_tensor(src_model *src, size_t idx, const ellm_compress_options *o, ellm_pool *pool,
-                                   scratch *buf, ellm_writer *w, ellm_tensor_report *rep, ellm_error *err) {
+/* How one tensor is quantized: width and granularity. */
+typedef struct qchoice {
+    int bits;
+    ellm_granularity granularity;
+    uint32_t group_size;
+} qchoice;
+
+/* Row length of a tensor as the quantizer and coders see it. */
+static uint64_t tensor_row_len(const src_tensor *st) {
+    return st->n_dims >= 2 ? (uint64_t)st->shape[st->n_dims - 1] : st->n_elements;
+}
+
+/* Quantizes w (the tensor st) as q asks into codes and qp, and codes the
+ * integers with o->coder (auto: the smallest) into *block. */
+static ellm_status quantize_and_code(const src_tensor *st, const float *w, const ellm_compress_options *o,
+                                     const qchoice *q, ellm_pool *pool, uint8_t *codes, ellm_qparams *qp,
+                                     ellm_coder *coder, uint8_t **block, size_t *block_size, ellm_error *err) {
+    uint64_t n = st->n_elements, row_len = tensor_row_len(st);
+    *block = NULL;
+    ellm_status s = ellm_quantize(w, n, row_len, o->scheme, q->bits, q->granularity, q->group_size, st->name, qp,
+                                  codes, err);
+    if (s) return s;
+    uint64_t matrix_row = st->n_dims >= 2 ? row_len : 0; /* rANS may give classes of rows/columns own tables */
+    *coder = o->coder;
+    if (*coder == ELLM_CODER_AUTO)
+        s = encode_smallest(q->bits, codes, n, matrix_row, o->segment_symbols, pool, coder, block, block_size, err);
+    else
+        s = encode_with(*coder, q->bits, codes, n, matrix_row, o->segment_symbols, pool, block, block_size, err);
+    if (s) {
+        ellm_qparams_free(qp);
+        return ellm_fail_prefix(err, "tensor %s", st->name);
+    }
+    return ELLM_OK;
+}
+
+/* Quantizes (as q says) and codes one tensor, writes it, fills its report row. */
+static ellm_status compress_tensor(src_model *src, size_t idx, const ellm_compress_options *o, const qchoice *q,
+                                   ellm_pool *pool, scratch *buf, ellm_writer *w, ellm_tensor_report *rep,
+                                   ellm_error *err) {
     const src_tensor *st = &src->tensors[idx];
     uint64_t n = st->n_elements;
     ellm_status s = scratch_reserve(buf, n, err);
@@ -209,42 +257,30 @@ static ellm_status compress_tensor(src_model *src, size_t idx, const ellm_compre
         return ellm_writer_add_tensor(w, &wt, err);
     }
 
-    uint64_t row_len = st->n_dims >= 2 ? (uint64_t)st->shape[st->n_dims - 1] : n;
     ellm_qparams qp;
-    s = ellm_quantize(buf->weights, n, row_len, o->scheme, o->bits, o->granularity, o->group_size, st->name, &qp,
-                      buf->codes, err);
-    if (s) return ellm_fail_prefix(err, "%s", src->path);
-    uint64_t hist[256] = {0};
-    int alphabet = 1 << o->bits;
-    ec_histogram(buf->codes, n, alphabet, hist);
-    rep->entropy_bits = ec_entropy(hist, alphabet);
-    rep->max_abs_error = max_abs_error(&qp, buf->weights, buf->codes, n, &rep->scale_max);
-    rep->scheme = qp.scheme;
-    rep->bits = o->bits;
-
     uint8_t *block = NULL;
     size_t block_size = 0;
-    ellm_coder coder = o->coder;
-    uint64_t matrix_row = st->n_dims >= 2 ? row_len : 0; /* rANS may give classes of rows/columns own tables */
-    if (coder == ELLM_CODER_AUTO) {
-        s = encode_smallest(o->bits, buf->codes, n, matrix_row, o->segment_symbols, pool, &coder, &block,
-                            &block_size, err);
-    } else {
-        s = encode_with(coder, o->bits, buf->codes, n, matrix_row, o->segment_symbols, pool, &block, &block_size,
-                        err);
-    }
-    if (s) ellm_fail_prefix(err, "tensor %s", st->name);
+    ellm_coder coder;
+    s = quantize_and_code(st, buf->weights, o, q, pool, buf->codes, &qp, &coder, &block, &block_size, err);
+    if (s) return ellm_fail_prefix(err, "%s", src->path);
+    uint64_t hist[256] = {0};
+    int alphabet = 1 << q->bits;
+    ec_histogram(buf->codes, n, alphabet, hist);
+    rep->entropy_bits = ec_entropy(hist, alphabet);
+    error_stats(&qp, buf->weights, buf->codes, n, &rep->max_abs_error, &rep->scale_max, &rep->sq_error);
+    rep->scheme = qp.scheme;
+    rep->bits = q->bits;
+    rep->granularity = qp.granularity;
+    rep->group_size = (uint32_t)ELLM_MIN(qp.group_size, UINT32_MAX);
     rep->coder = coder;
-    if (!s) {
-        wt.scheme = qp.scheme;
-        wt.bits = o->bits;
-        wt.qp = &qp;
-        wt.coder = coder;
-        wt.entropy_bits = rep->entropy_bits;
-        wt.block = block;
-        wt.block_size = block_size;
-        s = ellm_writer_add_tensor(w, &wt, err);
-    }
+    wt.scheme = qp.scheme;
+    wt.bits = q->bits;
+    wt.qp = &qp;
+    wt.coder = coder;
+    wt.entropy_bits = rep->entropy_bits;
+    wt.block = block;
+    wt.block_size = block_size;
+    s = ellm_writer_add_tensor(w, &wt, err);
     rep->coded_bytes = block_size;
     rep->meta_bytes = qp.n_groups * 5;
     rep->coded_bits_per_weight = n ? 8.0 * (double)(rep->coded_bytes + rep->meta_bytes) / (double)n : 0;
@@ -253,8 +289,120 @@ static ellm_status compress_tensor(src_model *src, size_t idx, const ellm_compre
     return s;
 }
 
+/* ------------------------------------------------------------------------- */
+/* Bit allocation (--target-bits): pass 1 measures every candidate of every  */
+/* tensor, ellm_bitalloc picks one per tensor, pass 2 writes the file.       */
+/* ------------------------------------------------------------------------- */
+
+#define MAX_CANDS 5
+
+/* The candidates: uint4 and uint8 at the chosen granularity and, when that
+ * is per tensor (the default), uint4 with groups of 128, 64 and 32 too
+ * (docs/QUANTIZATION.md has the measurements behind this set). */
+static size_t alloc_candidates(const ellm_compress_options *o, qchoice *c) {
+    size_t k = 0;
+    c[k++] = (qchoice){4, o->granularity, o->group_size};
+    c[k++] = (qchoice){8, o->granularity, o->group_size};
+    if (o->granularity == ELLM_GRAN_TENSOR) {
+        static const uint32_t groups[] = {128, 64, 32};
+        for (size_t i = 0; i < ELLM_ARRAY_LEN(groups); i++) c[k++] = (qchoice){4, ELLM_GRAN_GROUP, groups[i]};
+    }
+    return k;
+}
+
+/* A candidate applies to a tensor when its groups are smaller than the
+ * tensor (a group as large as the tensor is the per-tensor candidate). */
+static bool candidate_applies(const qchoice *c, uint64_t n) {
+    return c->granularity != ELLM_GRAN_GROUP || c->group_size < n;
+}
+
+/* The mean of w^2 (1 for an all-zero tensor, whose error is 0 anyway). */
+static double mean_square(const float *w, uint64_t n) {
+    double sum = 0;
+    for (uint64_t i = 0; i < n; i++) sum += (double)w[i] * (double)w[i];
+    return sum > 0 ? sum / (double)n : 1;
+}
+
+/* Pass 1 for one tensor: stored bytes (coded block + scales/zeros) and
+ * squared error of each candidate; float-kept tensors have one "candidate"
+ * of 4 bytes a weight and no error. */
+static ellm_status measure_tensor(src_model *src, size_t idx, const ellm_compress_options *o, const qchoice *cands,
+                                  size_t n_cands, ellm_pool *pool, scratch *buf, uint64_t *bytes, double *error,
+                                  ellm_error *err) {
+    const src_tensor *st = &src->tensors[idx];
+    uint64_t n = st->n_elements;
+    for (size_t c = 0; c < n_cands; c++) bytes[c] = ELLM_BITALLOC_NONE, error[c] = 0;
+    if (keep_reason(st->name, o->keep)) {
+        bytes[0] = n * 4;
+        return ELLM_OK;
+    }
+    ellm_status s = scratch_reserve(buf, n, err);
+    if (s || (s = src_read_f32(src, idx, buf->weights, err))) return s;
+    double scale = o->alloc_error == ELLM_ALLOC_RELATIVE ? 1 / mean_square(buf->weights, n) : 1;
+    for (size_t c = 0; c < n_cands && !s; c++) {
+        if (!candidate_applies(&cands[c], n)) continue;
+        ellm_qparams qp;
+        uint8_t *block = NULL;
+        size_t block_size = 0;
+        ellm_coder coder;
+        s = quantize_and_code(st, buf->weights, o, &cands[c], pool, buf->codes, &qp, &coder, &block, &block_size,
+                              err);
+        if (s) return ellm_fail_prefix(err, "%s", src->path);
+        float max_err, scale_max;
+        error_stats(&qp, buf->weights, buf->codes, n, &max_err, &scale_max, &error[c]);
+        error[c] *= scale;
+        bytes[c] = block_size + qp.n_groups * 5;
+        free(block);
+        ellm_qparams_free(&qp);
+    }
+    return s;
+}
+
+/* Pass 1 over the whole model and the allocation: choice[t] indexes cands;
+ * expect[t] is the size pass 2 must reproduce. */
+static ellm_status allocate_bits(src_model *src, const ellm_compress_options *o, const qchoice *cands,
+                                 size_t n_cands, ellm_pool *pool, scratch *buf, int *choice, uint64_t *expect,
+                                 ellm_error *err) {
+    size_t nt = src->n_tensors;
+    uint64_t *bytes = ellm_calloc(nt ? nt * n_cands : 1, sizeof *bytes, err);
+    double *error = ellm_calloc(nt ? nt * n_cands : 1, sizeof *error, err);
+    ellm_status s = bytes && error ? ELLM_OK : ELLM_E_NOMEM;
+    uint64_t params = 0, done = 0;
+    for (size_t t = 0; t < nt; t++) params += src->tensors[t].n_elements;
+    for (size_t t = 0; t < nt && !s; t++) {
+        if (o->progress) o->progress(o->progress_user, "measuring", done, params);
+        s = measure_tensor(src, t, o, cands, n_cands, pool, buf, bytes + t * n_cands, error + t * n_cands, err);
+        done += src->tensors[t].n_elements;
+    }
+    if (!s) {
+        /* payload bits/weight <= target  <=>  payload bytes <= target * params / 8 */
+        uint64_t budget = (uint64_t)floor(o->target_bits * (double)params / 8.0), least = 0;
+        for (size_t t = 0; t < nt; t++) {
+            uint64_t m = UINT64_MAX;
+            for (size_t c = 0; c < n_cands; c++) m = ELLM_MIN(m, bytes[t * n_cands + c]);
+            least += m;
+        }
+        if (least > budget)
+            s = ellm_fail(err, ELLM_E_ARG,
+                          "%s: --target-bits %g is below the smallest payload the candidates reach: %.4f "
+                          "bits/weight (%llu bytes for %llu weights)",
+                          src->path, o->target_bits, 8.0 * (double)least / (double)params,
+                          (unsigned long long)least, (unsigned long long)params);
+        else s = ellm_bitalloc(bytes, error, nt, n_cands, budget, choice, NULL, err);
+    }
+    for (size_t t = 0; t < nt && !s; t++) expect[t] = bytes[t * n_cands + (size_t)choice[t]];
+    free(bytes);
+    free(error);
+    return s;
+}
+
 static ellm_status check_options(const ellm_compress_options *o, ellm_error *err) {
-    if (o->bits != 8 && o->bits != 4) return ellm_fail(err, ELLM_E_ARG, "--bits must be 8 or 4, got %d", o->bits);
+    if (!(o->target_bits >= 0 && o->target_bits <= 8)) /* also NaN */
+        return ellm_fail(err, ELLM_E_ARG, "--target-bits must be above 0 and at most 8, got %g", o->target_bits);
+    if (o->alloc_error != ELLM_ALLOC_SSE && o->alloc_error != ELLM_ALLOC_RELATIVE)
+        return ellm_fail(err, ELLM_E_ARG, "unknown allocation error measure %d", (int)o->alloc_error);
+    if (o->target_bits == 0 && o->bits != 8 && o->bits != 4)
+        return ellm_fail(err, ELLM_E_ARG, "--bits must be 8 or 4, got %d", o->bits);
     if (o->scheme < ELLM_SCHEME_AUTO || o->scheme > ELLM_SCHEME_ASYMMETRIC)
         return ellm_fail(err, ELLM_E_ARG, "unknown scheme %d", (int)o->scheme);
     if (o->granularity == ELLM_GRAN_GROUP && (o->group_size < 2 || o->group_size % 2))
@@ -284,6 +432,7 @@ static void finish_report(ellm_compress_report *r) {
         r->params += t->n_params;
         r->payload_bytes += t->coded_bytes + t->meta_bytes;
         entropy_sum += t->entropy_bits * (double)t->n_params;
+        r->sq_error += t->sq_error;
         plain += t->bits == 32 ? t->n_params * 4 : (t->n_params * (uint64_t)t->bits + 7) / 8 + t->meta_bytes;
     }
     r->fp16_bytes = r->params * 2;
@@ -318,6 +467,20 @@ ellm_status ellm_compress(const char *source_path, const char *out_path, const e
         if (!r->tensors) s = ELLM_E_NOMEM;
     }
     if (!s) s = ellm_pool_create(o.n_threads, &pool, err);
+    /* One choice for every tensor, or (--target-bits) one per tensor. */
+    qchoice cands[MAX_CANDS] = {{o.bits, o.granularity, o.group_size}};
+    size_t n_cands = 1;
+    int *choice = NULL;
+    uint64_t *expect = NULL;
+    if (!s) {
+        choice = ellm_calloc(src->n_tensors ? src->n_tensors : 1, sizeof *choice, err);
+        expect = ellm_calloc(src->n_tensors ? src->n_tensors : 1, sizeof *expect, err);
+        if (!choice || !expect) s = ELLM_E_NOMEM;
+    }
+    if (!s && o.target_bits > 0) {
+        n_cands = alloc_candidates(&o, cands);
+        s = allocate_bits(src, &o, cands, n_cands, pool, &buf, choice, expect, err);
+    }
     if (!s && !(meta = build_metadata(src, &o, &r->weights_generated, err))) s = err ? err->code : ELLM_E_INTERNAL;
     if (!s) s = ellm_writer_open(out_path, meta, &w, err);
     if (!s) s = add_blobs(src, w, &r->tokenizer_bytes, err);
@@ -325,7 +488,14 @@ ellm_status ellm_compress(const char *source_path, const char *out_path, const e
     for (size_t i = 0; i < src->n_tensors; i++) total += src->tensors[i].n_elements;
     for (size_t i = 0; i < src->n_tensors && !s; i++) {
         if (o.progress) o.progress(o.progress_user, "compressing", done, total);
-        s = compress_tensor(src, i, &o, pool, &buf, w, &r->tensors[i], err);
+        ellm_tensor_report *rep = &r->tensors[i];
+        s = compress_tensor(src, i, &o, &cands[choice[i]], pool, &buf, w, rep, err);
+        /* Pass 2 must store exactly what pass 1 measured (same input, same
+         * deterministic quantizer and coders), or the budget does not hold. */
+        if (!s && o.target_bits > 0 && rep->coded_bytes + rep->meta_bytes != expect[i])
+            s = ellm_fail(err, ELLM_E_INTERNAL, "%s: tensor %s: stored %llu bytes, measured %llu in the first pass",
+                          src->path, rep->name, (unsigned long long)(rep->coded_bytes + rep->meta_bytes),
+                          (unsigned long long)expect[i]);
         done += src->tensors[i].n_elements;
     }
     if (!s && o.progress) o.progress(o.progress_user, "compressing", total, total);
@@ -336,6 +506,8 @@ ellm_status ellm_compress(const char *source_path, const char *out_path, const e
     if (w) ellm_writer_abort(w);
     free(buf.weights);
     free(buf.codes);
+    free(choice);
+    free(expect);
     free(meta);
     ellm_pool_destroy(pool);
     src_close(src);
@@ -344,6 +516,7 @@ ellm_status ellm_compress(const char *source_path, const char *out_path, const e
         return s;
     }
     r->seconds = ellm_now() - t0;
+    r->target_bits = o.target_bits;
     finish_report(r);
     if (report) *report = r;
     else ellm_compress_report_free(r);

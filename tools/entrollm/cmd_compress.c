@@ -18,6 +18,14 @@ static void usage(FILE *out) {
             "Options:\n"
             "  -o, --output FILE        output .ellm file (required; written atomically)\n"
             "  --bits 8|4               integer width (default 8)\n"
+            "  --target-bits B          instead of --bits: choose per tensor uint8 or uint4 (and, with\n"
+            "                           tensor granularity, uint4 with groups of 128/64/32 weights)\n"
+            "                           so that the coded payload is at most B bits/weight with the\n"
+            "                           least total squared quantization error; 0 < B <= 8, and B\n"
+            "                           below what the smallest choices reach is an error (exit 2)\n"
+            "  --alloc-error E          what --target-bits minimises: sse (default: the sum of squared\n"
+            "                           dequantization errors) or relative (each tensor's sum divided\n"
+            "                           by its mean square weight); see docs/QUANTIZATION.md\n"
             "  --scheme S               auto|unsigned|symmetric|asymmetric (default auto: a tensor\n"
             "                           whose values share one sign is unsigned, else asymmetric)\n"
             "  --granularity G          tensor|row|group:N  scales per tensor (default), per row or\n"
@@ -72,7 +80,27 @@ static json_t *shape_json(const int64_t *shape, int n_dims) {
     return a;
 }
 
-static void print_json(const ellm_compress_report *r, const char *out_path) {
+static const char *granularity_name(ellm_granularity g) {
+    return g == ELLM_GRAN_ROW ? "row" : g == ELLM_GRAN_GROUP ? "group" : "tensor";
+}
+
+/* How many tensors the bit allocation put at each width. */
+typedef struct alloc_counts {
+    size_t u8, u4, u4_grouped; /* u4_grouped: of u4, those with groups */
+} alloc_counts;
+
+static alloc_counts count_choices(const ellm_compress_report *r) {
+    alloc_counts c = {0};
+    for (size_t i = 0; i < r->n_tensors; i++) {
+        const ellm_tensor_report *t = &r->tensors[i];
+        if (t->bits == 8) c.u8++;
+        if (t->bits == 4) c.u4++;
+        if (t->bits == 4 && t->granularity == ELLM_GRAN_GROUP) c.u4_grouped++;
+    }
+    return c;
+}
+
+static void print_json(const ellm_compress_report *r, const char *out_path, ellm_alloc_error alloc_error) {
     json_t *tensors = json_array();
     for (size_t i = 0; i < r->n_tensors; i++) {
         const ellm_tensor_report *t = &r->tensors[i];
@@ -83,6 +111,11 @@ static void print_json(const ellm_compress_report *r, const char *out_path) {
                               "coded_bytes", (json_int_t)t->coded_bytes, "meta_bytes", (json_int_t)t->meta_bytes,
                               "max_abs_error", (double)t->max_abs_error, "scale_max", (double)t->scale_max);
         if (t->kept_reason) json_object_set_new(o, "kept", json_string(t->kept_reason));
+        else {
+            json_object_set_new(o, "granularity", json_string(granularity_name(t->granularity)));
+            json_object_set_new(o, "group_size", json_integer((json_int_t)t->group_size));
+            json_object_set_new(o, "sq_error", json_real(t->sq_error));
+        }
         json_array_append_new(tensors, o);
     }
     json_t *root = json_pack(
@@ -94,24 +127,37 @@ static void print_json(const ellm_compress_report *r, const char *out_path) {
         r->effective_bits_per_weight, "payload_over_entropy_bits",
         r->coded_bits_per_weight - r->entropy_bits_per_weight, "seconds", r->seconds, "tensors", tensors);
     json_object_set_new(root, "weights_generated", json_boolean(r->weights_generated));
+    json_object_set_new(root, "sq_error", json_real(r->sq_error));
+    if (r->target_bits > 0) {
+        json_object_set_new(root, "target_bits", json_real(r->target_bits));
+        json_object_set_new(root, "alloc_error", json_string(alloc_error == ELLM_ALLOC_RELATIVE ? "relative" : "sse"));
+        alloc_counts c = count_choices(r);
+        json_object_set_new(root, "tensors_uint8", json_integer((json_int_t)c.u8));
+        json_object_set_new(root, "tensors_uint4", json_integer((json_int_t)c.u4));
+        json_object_set_new(root, "tensors_uint4_grouped", json_integer((json_int_t)c.u4_grouped));
+    }
     char *text = json_dumps(root, JSON_INDENT(1));
     puts(text);
     free(text);
     json_decref(root);
 }
 
-static void print_table(const ellm_compress_report *r, const char *out_path, bool quiet) {
+static void print_table(const ellm_compress_report *r, const char *out_path, bool quiet, ellm_alloc_error alloc_error) {
     if (!quiet) {
-        printf("%-44s %-16s %-10s %4s %-7s %8s %8s\n", "tensor", "shape", "scheme", "bits", "coder", "entropy",
-               "coded");
+        printf("%-44s %-16s %-10s %4s %-9s %-7s %8s %8s\n", "tensor", "shape", "scheme", "bits", "gran", "coder",
+               "entropy", "coded");
         for (size_t i = 0; i < r->n_tensors; i++) {
             const ellm_tensor_report *t = &r->tensors[i];
             char shape[64] = "";
             for (int d = 0; d < t->n_dims; d++)
                 snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", d ? "x" : "",
                          (long long)t->shape[d]);
-            printf("%-44s %-16s %-10s %4d %-7s %8.3f %8.3f%s%s\n", t->name, shape, ellm_scheme_name(t->scheme), t->bits,
-                   ellm_coder_name(t->coder), t->entropy_bits, t->coded_bits_per_weight,
+            char gran[32];
+            if (t->kept_reason) snprintf(gran, sizeof gran, "-");
+            else if (t->granularity == ELLM_GRAN_GROUP) snprintf(gran, sizeof gran, "group:%u", t->group_size);
+            else snprintf(gran, sizeof gran, "%s", granularity_name(t->granularity));
+            printf("%-44s %-16s %-10s %4d %-9s %-7s %8.3f %8.3f%s%s\n", t->name, shape, ellm_scheme_name(t->scheme),
+                   t->bits, gran, ellm_coder_name(t->coder), t->entropy_bits, t->coded_bits_per_weight,
                    t->kept_reason ? "  kept: " : "", t->kept_reason ? t->kept_reason : "");
         }
         printf("(entropy: bits/weight of the integers; coded: bits/weight of the stored tensor,\n"
@@ -131,13 +177,21 @@ static void print_table(const ellm_compress_report *r, const char *out_path, boo
     printf("coded payload        %.4f bits/weight (%+.4f over the bound)\n", r->coded_bits_per_weight,
            r->coded_bits_per_weight - r->entropy_bits_per_weight);
     printf("effective (file)     %.4f bits/weight\n", r->effective_bits_per_weight);
+    if (r->target_bits > 0) {
+        alloc_counts c = count_choices(r);
+        printf("target               %.4f bits/weight of coded payload: reached %.4f with %zu tensors uint8, "
+               "%zu uint4 (%zu of them in groups), least %s error\n",
+               r->target_bits, r->coded_bits_per_weight, c.u8, c.u4, c.u4_grouped,
+               alloc_error == ELLM_ALLOC_RELATIVE ? "relative" : "squared");
+        printf("squared error        %.6g (sum over weights of (w - dequantized w)^2)\n", r->sq_error);
+    }
 }
 
 int cmd_compress(int argc, char **argv) {
     ellm_compress_options o;
     ellm_compress_options_default(&o);
     const char *model = NULL, *out = NULL;
-    bool json = false, quiet = false;
+    bool json = false, quiet = false, bits_given = false, alloc_given = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -153,6 +207,19 @@ int cmd_compress(int argc, char **argv) {
             if (!cli_parse_int("compress", a, v, 4, 8, &n)) return EXIT_USAGE;
             if (n != 4 && n != 8) return cli_usage_error("compress", "--bits must be 8 or 4, got %ld", n);
             o.bits = (int)n;
+            bits_given = true;
+            i++;
+        } else if (strcmp(a, "--target-bits") == 0) {
+            double b;
+            if (!cli_parse_float("compress", a, v, 0, 8, &b)) return EXIT_USAGE;
+            if (!(b > 0)) return cli_usage_error("compress", "--target-bits must be above 0, got %s", v);
+            o.target_bits = b;
+            i++;
+        } else if (strcmp(a, "--alloc-error") == 0) {
+            if (v && strcmp(v, "sse") == 0) o.alloc_error = ELLM_ALLOC_SSE;
+            else if (v && strcmp(v, "relative") == 0) o.alloc_error = ELLM_ALLOC_RELATIVE;
+            else return cli_usage_error("compress", "--alloc-error must be sse or relative");
+            alloc_given = true;
             i++;
         } else if (strcmp(a, "--scheme") == 0) {
             if (!v || !parse_scheme(v, &o.scheme))
@@ -206,6 +273,11 @@ int cmd_compress(int argc, char **argv) {
             return cli_usage_error("compress", "unexpected argument '%s'", a);
         }
     }
+    if (bits_given && o.target_bits > 0)
+        return cli_usage_error("compress",
+                               "--target-bits chooses the bits of each tensor: give it or --bits, not both");
+    if (alloc_given && !(o.target_bits > 0))
+        return cli_usage_error("compress", "--alloc-error only applies with --target-bits");
     if (!model) return cli_usage_error("compress", "missing MODEL");
     if (!out) return cli_usage_error("compress", "missing -o OUT.ellm");
 
@@ -218,8 +290,8 @@ int cmd_compress(int argc, char **argv) {
     ellm_status s = ellm_compress(model, out, &o, &r, &err);
     ellm_progress_finish(&progress);
     if (s) return cli_report_error(&err);
-    if (json) print_json(r, out);
-    else print_table(r, out, quiet);
+    if (json) print_json(r, out, o.alloc_error);
+    else print_table(r, out, quiet, o.alloc_error);
     ellm_compress_report_free(r);
     return EXIT_OK;
 }

@@ -179,5 +179,37 @@ expect 0 "$BIN" bench decode --synthetic 200000 --bits 4 --threads 2 --repeat 1 
 jq -e '(.runs|length) == 2 and (.runs[0].symbols_per_second > 0) and .coded_bytes > 0 and .zstd_bytes > 0
        and .xz_bytes > 0' "$T/out" >/dev/null && ok || bad "bench decode --json: $(head -c 300 "$T/out")"
 
+# ---------------------------------------------------------------------------
+# compress --target-bits: bit allocation across tensors (docs/QUANTIZATION.md,
+# "Bit allocation"). A mixed uint8/uint4 file within the target that verifies,
+# runs and evaluates; bad targets are usage errors (exit 2) with no output.
+expect 0 "$BIN" compress "$MODEL" -o "$T/t6.ellm" --target-bits 6 --json
+jq -e '.target_bits == 6 and .coded_bits_per_weight <= 6 and .coded_bits_per_weight > 5.8
+       and .alloc_error == "sse" and .tensors_uint8 > 0 and .tensors_uint4 > 0
+       and ([.tensors[].bits] | all(. == 8 or . == 4))
+       and (.tensors_uint8 + .tensors_uint4 == (.tensors | length))
+       and (.tensors | all(has("granularity") and has("group_size") and has("sq_error")))' "$T/out" >/dev/null \
+  && ok || bad "compress --target-bits 6 --json: $(head -c 300 "$T/out")"
+expect 0 "$BIN" verify "$T/t6.ellm"
+expect 0 "$BIN" info "$T/t6.ellm" --json
+jq -e '[.tensors[].bits] | (index(8) != null) and (index(4) != null)' "$T/out" >/dev/null \
+  && ok || bad "info of the mixed file does not show both widths"
+expect 0 "$BIN" run "$T/t6.ellm" -p "Once upon a time" -n 16 --temp 0
+grep -q "^Once upon a time" "$T/out" && ok || bad "run from the mixed file"
+expect 0 "$BIN" perplexity "$T/t6.ellm" "$DATA/tinystories/validation_100.txt" --ctx 128 --limit 2 --json
+jq -e '.perplexity > 1 and .perplexity < 30' "$T/out" >/dev/null && ok || bad "perplexity of the mixed file: $(head -c 200 "$T/out")"
+expect 0 "$BIN" compress "$MODEL" -o "$T/t5.ellm" --target-bits 5 --alloc-error relative -q
+reached=$(sed -n 's/^target  *5\.0000 bits\/weight of coded payload: reached \([0-9.]*\) with .*least relative error$/\1/p' "$T/out")
+[ -n "$reached" ] && awk -v r="$reached" 'BEGIN { exit !(r <= 5 && r > 4.8) }' && ok \
+  || bad "compress --target-bits 5 text: $(cat "$T/out")"
+expect_msg 2 "not both" "$BIN" compress "$MODEL" -o "$T/tb.ellm" --target-bits 5 --bits 4
+expect_msg 2 "target-bits" "$BIN" compress "$MODEL" -o "$T/tb.ellm" --target-bits 9
+expect_msg 2 "target-bits" "$BIN" compress "$MODEL" -o "$T/tb.ellm" --target-bits 0
+expect_msg 2 "target-bits" "$BIN" compress "$MODEL" -o "$T/tb.ellm" --target-bits abc
+expect_msg 2 "smallest payload.*bits/weight" "$BIN" compress "$MODEL" -o "$T/tb.ellm" --target-bits 1.5
+expect_msg 2 "only applies" "$BIN" compress "$MODEL" -o "$T/tb.ellm" --alloc-error relative
+expect_msg 2 "sse or relative" "$BIN" compress "$MODEL" -o "$T/tb.ellm" --target-bits 5 --alloc-error max
+[ ! -e "$T/tb.ellm" ] && ok || bad "a refused --target-bits left $T/tb.ellm"
+
 echo "test_cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]
