@@ -271,7 +271,8 @@ typedef struct ellm_model_info {
     const char *arch;     /* "llama", "phi3", "mistral", "qwen2" */
     int dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim;
     int vocab_size, max_ctx;
-    int weight_bits;      /* 32 for float sources, 8 or 4 for .ellm */
+    int weight_bits;      /* 32 for float sources, 8 or 4 for .ellm (with mixed_bits: the width holding most weights) */
+    int mixed_bits;       /* both 8- and 4-bit tensors (compress --target-bits) */
     double load_seconds;  /* open + parallel decode */
     double decode_seconds;/* parallel entropy decode alone */
     uint64_t weight_bytes;/* bytes of weights held in memory */

@@ -144,6 +144,7 @@ static void weight_stats(ellm_model *m) {
     for (int b = 0; b <= 32; b++)
         if (per_bits[b] > per_bits[best]) best = b;
     m->info.weight_bits = best;
+    m->info.mixed_bits = per_bits[8] && per_bits[4];
     m->info.weight_bytes = bytes;
 }
 

@@ -173,6 +173,11 @@ ellm_status cli_eval_open(const char *model_path, long threads, ellm_model **mod
     return st;
 }
 
+const char *cli_weights_text(const ellm_model_info *info) {
+    if (info->mixed_bits) return "mixed 8/4-bit";
+    return info->weight_bits == 8 ? "8-bit" : info->weight_bits == 4 ? "4-bit" : "float";
+}
+
 const char *cli_human_bytes(uint64_t n, char *buf, size_t size) {
     const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     double v = (double)n;

@@ -111,6 +111,10 @@ struct ellm_lm;
 ellm_status cli_eval_open(const char *model_path, long threads, ellm_model **model, struct ellm_lm *lm,
                           ellm_error *err);
 
+/* The model's weights for messages: "8-bit", "4-bit", "float" or, for
+ * files with both widths, "mixed 8/4-bit". */
+const char *cli_weights_text(const ellm_model_info *info);
+
 /* "12.3 MiB" style sizes into buf. */
 const char *cli_human_bytes(uint64_t n, char *buf, size_t buf_size);
 

@@ -70,8 +70,8 @@ static int run_model(const char *path, const char *prompt, int n_gen, int thread
     if (ellm_model_load(path, &lo, &m, &err)) return cli_report_error(&err);
     ellm_model_info info;
     ellm_model_get_info(m, &info);
-    printf("  loaded %s: %d-bit weights, %.1f MiB in memory, load %.3f s (parallel entropy decode %.3f s)\n", path,
-           info.weight_bits, (double)info.weight_bytes / (1 << 20), info.load_seconds, info.decode_seconds);
+    printf("  loaded %s: %s weights, %.1f MiB in memory, load %.3f s (parallel entropy decode %.3f s)\n", path,
+           cli_weights_text(&info), (double)info.weight_bytes / (1 << 20), info.load_seconds, info.decode_seconds);
     const ellm_tokenizer *tok = ellm_model_tokenizer(m);
     int32_t *ids = NULL;
     size_t n_ids = 0;

@@ -87,8 +87,8 @@ int cmd_export(int argc, char **argv) {
         free(s);
         json_decref(j);
     } else {
-        printf("exported %s (%s, %d-bit weights%s) to %s %s as float32 in %.2f s\n", model, info.arch,
-               info.weight_bits, info.weight_bits < 32 ? ", dequantized" : "", strcmp(to, "hf") == 0 ? "HF folder" : "GGUF",
+        printf("exported %s (%s, %s weights%s) to %s %s as float32 in %.2f s\n", model, info.arch,
+               cli_weights_text(&info), info.weight_bits < 32 ? ", dequantized" : "", strcmp(to, "hf") == 0 ? "HF folder" : "GGUF",
                out, secs);
         if (info.generated_weights) printf("note: the weights are generated (not trained)\n");
     }

@@ -98,8 +98,8 @@ int cmd_gsm8k(int argc, char **argv) {
         free(s);
         json_decref(j);
     } else {
-        printf("%s (%d-bit weights) on %s, %ld-shot chain of thought, %zu questions:\n", model_path,
-               info.weight_bits, test_path, shots, r.n);
+        printf("%s (%s weights) on %s, %ld-shot chain of thought, %zu questions:\n", model_path,
+               cli_weights_text(&info), test_path, shots, r.n);
         printf("accuracy = %.2f%% +/- %.2f%%  (%zu correct)\n", 100 * r.accuracy, 100 * r.accuracy_stderr, r.correct);
         if (r.truncated)
             printf("%zu prompt(s) longer than the context of %d tokens were cut on the left\n", r.truncated, n_ctx);

@@ -131,7 +131,7 @@ int cmd_hellaswag(int argc, char **argv) {
         free(s);
         json_decref(j);
     } else {
-        printf("%s (%d-bit weights) on %s, %ld-shot, %zu tasks (chance 25%%):\n", model_path, info.weight_bits,
+        printf("%s (%s weights) on %s, %ld-shot, %zu tasks (chance 25%%):\n", model_path, cli_weights_text(&info),
                file, shots, r.n);
         printf("acc      = %6.2f%% +/- %.2f%%  (%zu correct)\n", 100 * r.acc, 100 * r.acc_stderr, r.correct);
         printf("acc_norm = %6.2f%% +/- %.2f%%  (%zu correct)\n", 100 * r.acc_norm, 100 * r.acc_norm_stderr,

@@ -24,13 +24,13 @@ static void usage(FILE *out, const cli_opt *opts) {
 
 typedef struct header {
     const char *model, *text;
-    int bits;
+    const char *weights;
 } header;
 
 static void on_window(void *user, int w, int n, double ppl, double se) {
     const header *h = user;
     if (w == 1)
-        printf("perplexity of %s (%d-bit weights) over %s, llama.cpp windows\n", h->model, h->bits, h->text);
+        printf("perplexity of %s (%s weights) over %s, llama.cpp windows\n", h->model, h->weights, h->text);
     printf("[%d]%.4f +/- %.4f%s", w, ppl, se, w == n ? "\n" : ",");
     fflush(stdout);
 }
@@ -82,7 +82,7 @@ int cmd_perplexity(int argc, char **argv) {
         st = ellm_eval_doc_nll(&lm, (const char *)text, len, docs, (int)limit, &prog, &r, &err);
     } else {
         ellm_ppl_options o = {.n_ctx = (int)ctx, .limit = (int)limit, .progress = prog};
-        header h = {model_path, text_path, info.weight_bits};
+        header h = {model_path, text_path, cli_weights_text(&info)};
         if (!json) {
             o.on_window = on_window;
             o.window_user = &h;
@@ -108,9 +108,9 @@ int cmd_perplexity(int argc, char **argv) {
         free(s);
         json_decref(o);
     } else if (docs) {
-        printf("mean NLL over %d documents of %s (%d-bit weights): %.4f +/- %.4f nats/token, %llu tokens "
+        printf("mean NLL over %d documents of %s (%s weights): %.4f +/- %.4f nats/token, %llu tokens "
                "scored\nPPL = %.4f +/- %.5f\n",
-               r.windows, text_path, info.weight_bits, r.mean_nll, r.nll_stderr,
+               r.windows, text_path, cli_weights_text(&info), r.mean_nll, r.nll_stderr,
                (unsigned long long)r.tokens_scored, r.ppl, r.ppl_stderr);
     } else {
         printf("%llu tokens, %d windows of %d, %llu tokens scored, mean NLL %.4f nats/token, %.1f s\n",

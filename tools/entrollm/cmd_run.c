@@ -205,9 +205,9 @@ int cmd_run(int argc, char **argv) {
         fflush(stdout);
         fprintf(stderr,
                 "load %.3f s (parallel decode %.3f s) | prefill %d tokens %.3f s, %.1f tokens/s | generation %d "
-                "tokens %.3f s, %.1f tokens/s | %d-bit weights, %s, seed %llu\n",
+                "tokens %.3f s, %.1f tokens/s | %s weights, %s, seed %llu\n",
                 info.load_seconds, info.decode_seconds, res.n_prefilled, res.prefill_seconds, prefill_tps,
-                res.n_generated, res.gen_seconds, gen_tps, info.weight_bits, ellm_cpu_features(),
+                res.n_generated, res.gen_seconds, gen_tps, cli_weights_text(&info), ellm_cpu_features(),
                 (unsigned long long)o.seed);
     }
     free(out.data);
@@ -293,8 +293,8 @@ int cmd_chat(int argc, char **argv) {
         goto done;
     }
     free(probe);
-    if (tty) fprintf(stderr, "chat with %s (%s, %d-bit weights); /exit or Ctrl-D to end\n", o.model, info.arch,
-                     info.weight_bits);
+    if (tty) fprintf(stderr, "chat with %s (%s, %s weights); /exit or Ctrl-D to end\n", o.model, info.arch,
+                     cli_weights_text(&info));
 
     int32_t *cached = NULL; /* tokens in the KV cache */
     size_t n_cached = 0;

@@ -198,6 +198,8 @@ expect 0 "$BIN" run "$T/t6.ellm" -p "Once upon a time" -n 16 --temp 0
 grep -q "^Once upon a time" "$T/out" && ok || bad "run from the mixed file"
 expect 0 "$BIN" perplexity "$T/t6.ellm" "$DATA/tinystories/validation_100.txt" --ctx 128 --limit 2 --json
 jq -e '.perplexity > 1 and .perplexity < 30' "$T/out" >/dev/null && ok || bad "perplexity of the mixed file: $(head -c 200 "$T/out")"
+expect 0 "$BIN" perplexity "$T/t6.ellm" "$DATA/tinystories/validation_100.txt" --ctx 128 --limit 2
+grep -q "mixed 8/4-bit weights" "$T/out" && ok || bad "perplexity names the mixed widths: $(head -c 200 "$T/out")"
 expect 0 "$BIN" compress "$MODEL" -o "$T/t5.ellm" --target-bits 5 --alloc-error relative -q
 reached=$(sed -n 's/^target  *5\.0000 bits\/weight of coded payload: reached \([0-9.]*\) with .*least relative error$/\1/p' "$T/out")
 [ -n "$reached" ] && awk -v r="$reached" 'BEGIN { exit !(r <= 5 && r > 4.8) }' && ok \
