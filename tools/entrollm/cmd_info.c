@@ -11,14 +11,16 @@ static const char *gran_name(ellm_granularity g) {
     return g == ELLM_GRAN_ROW ? "row" : g == ELLM_GRAN_GROUP ? "group" : "tensor";
 }
 
-static void info_usage(FILE *out) {
+static void info_usage(FILE *out, const cli_opt *opts) {
     fprintf(out, "Usage: entrollm info FILE.ellm [--json]\n\n"
                  "Prints the metadata of a .ellm file (source, configuration, quantization) and every\n"
                  "tensor: shape, scheme, bits, granularity, coder, segments, rANS classes (rows:K or cols:K\n"
                  "when K classes of rows or columns have their own frequency tables), entropy and coded\n"
                  "size.\n"
                  "The header and directory checksums are checked on open. The summary gives the bytes\n"
-                 "the container adds (header, metadata JSON, directory) to the payloads and blobs.\n");
+                 "the container adds (header, metadata JSON, directory) to the payloads and blobs.\n\n"
+                 "Options:\n");
+    cli_print_options(out, opts);
 }
 
 static json_t *tensor_json(const ellm_tensor_info *t) {
@@ -50,15 +52,12 @@ static const char *tables_text(const ellm_tensor_info *t, char *buf, size_t cap)
 int cmd_info(int argc, char **argv) {
     const char *path = NULL;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            info_usage(stdout);
-            return EXIT_OK;
-        } else if (strcmp(argv[i], "--json") == 0) json = true;
-        else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error("info", "unknown option '%s'", argv[i]);
-        else if (!path) path = argv[i];
-        else return cli_usage_error("info", "unexpected argument '%s'", argv[i]);
-    }
+    const cli_opt opts[] = {
+        {CLI_FLAG("--json", NULL, &json, "print one JSON object on stdout: the metadata, blobs and every tensor")},
+        {0},
+    };
+    int n_pos, rc = cli_parse("info", argc, argv, opts, &path, 1, &n_pos);
+    if (rc != CLI_GO_ON) return rc == CLI_HELP ? (info_usage(stdout, opts), EXIT_OK) : rc;
     if (!path) return cli_usage_error("info", "missing FILE.ellm");
     ellm_file *f;
     ellm_error err = {0};
@@ -142,30 +141,26 @@ int cmd_info(int argc, char **argv) {
     return EXIT_OK;
 }
 
-static void verify_usage(FILE *out) {
+static void verify_usage(FILE *out, const cli_opt *opts) {
     fprintf(out, "Usage: entrollm verify FILE.ellm [--threads N] [--json]\n\n"
                  "Checks the header, metadata, directory and every payload checksum, then decodes every\n"
                  "segment of every tensor. Exit status 0 only if all of it succeeds; 3 on a checksum\n"
-                 "mismatch or an undecodable segment, 1 if the file cannot be read.\n");
+                 "mismatch or an undecodable segment, 1 if the file cannot be read.\n\n"
+                 "Options:\n");
+    cli_print_options(out, opts);
 }
 
 int cmd_verify(int argc, char **argv) {
     const char *path = NULL;
     bool json = false;
     long threads = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            verify_usage(stdout);
-            return EXIT_OK;
-        } else if (strcmp(argv[i], "--json") == 0) json = true;
-        else if (strcmp(argv[i], "--threads") == 0) {
-            if (!cli_parse_int("verify", "--threads", i + 1 < argc ? argv[i + 1] : NULL, 1, 1024, &threads))
-                return EXIT_USAGE;
-            i++;
-        } else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error("verify", "unknown option '%s'", argv[i]);
-        else if (!path) path = argv[i];
-        else return cli_usage_error("verify", "unexpected argument '%s'", argv[i]);
-    }
+    const cli_opt opts[] = {
+        {CLI_INT("--threads", NULL, &threads, 1, 1024, "N", "threads decoding the segments (default: all cores)")},
+        {CLI_FLAG("--json", NULL, &json, "print one JSON object on stdout: file, ok, tensors, seconds, error")},
+        {0},
+    };
+    int n_pos, rc = cli_parse("verify", argc, argv, opts, &path, 1, &n_pos);
+    if (rc != CLI_GO_ON) return rc == CLI_HELP ? (verify_usage(stdout, opts), EXIT_OK) : rc;
     if (!path) return cli_usage_error("verify", "missing FILE.ellm");
     ellm_file *f = NULL;
     ellm_error err = {0};
