@@ -13,7 +13,7 @@
 static const char *const COPIED[] = {"tokenizer.json", "tokenizer_config.json", "tokenizer.model",
                                      "generation_config.json", "special_tokens_map.json", "chat_template.jinja"};
 
-static void usage(FILE *out) {
+static void usage(FILE *out, const cli_opt *opts) {
     fprintf(out,
             "Usage: entrollm synth (CONFIG.json | --builtin NAME) -o DIR [options]\n\n"
             "Writes DIR/config.json and DIR/model.safetensors: a model with the tensor names and\n"
@@ -21,16 +21,8 @@ static void usage(FILE *out) {
             "weights (seeded normal: linear and embeddings N(0, 0.02), norms 1 + N(0, 0.02)).\n"
             "The weights are not trained: the model produces meaningless text. It is for tests,\n"
             "sizes and speed measurements. Tokenizer files beside CONFIG.json are copied.\n\n"
-            "Options:\n"
-            "  -o, --output DIR   output folder (created if missing)\n"
-            "  --builtin NAME     a built-in configuration:");
-    for (const char *const *n = ellm_synth_builtin_names(); *n; n++) fprintf(out, " %s", *n);
-    fprintf(out,
-            "\n"
-            "  --layers L         number of layers (default: the config's)\n"
-            "  --seed S           random seed (default 1)\n"
-            "  --dtype T          f32, f16 or bf16 (default bf16)\n"
-            "  --json             print one JSON object describing the result\n");
+            "Options:\n");
+    cli_print_options(out, opts);
 }
 
 static ellm_status copy_file(const char *src, const char *dst, ellm_error *err) {
@@ -52,34 +44,22 @@ int cmd_synth(int argc, char **argv) {
     long layers = 0;
     uint64_t seed = 1;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has_next = i + 1 < argc;
-        if (cli_is_help(a)) {
-            usage(stdout);
-            return EXIT_OK;
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
-        } else if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && has_next) {
-            out = argv[++i];
-        } else if (strcmp(a, "--builtin") == 0 && has_next) {
-            builtin = argv[++i];
-        } else if (strcmp(a, "--layers") == 0 && has_next) {
-            if (!cli_parse_int("synth", "--layers", argv[++i], 1, 1000, &layers)) return EXIT_USAGE;
-        } else if (strcmp(a, "--seed") == 0 && has_next) {
-            if (!cli_parse_u64("synth", "--seed", argv[++i], 0, UINT64_MAX, &seed)) return EXIT_USAGE;
-        } else if (strcmp(a, "--dtype") == 0 && has_next) {
-            dtype = argv[++i];
-            if (strcmp(dtype, "f32") && strcmp(dtype, "f16") && strcmp(dtype, "bf16"))
-                return cli_usage_error("synth", "--dtype must be f32, f16 or bf16, got '%s'", dtype);
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error("synth", "unknown option '%s'%s", a, has_next ? "" : " (or missing value)");
-        } else if (!config_path) {
-            config_path = a;
-        } else {
-            return cli_usage_error("synth", "unexpected argument '%s'", a);
-        }
-    }
+    char builtin_help[256] = "a built-in configuration:";
+    for (const char *const *n = ellm_synth_builtin_names(); *n; n++)
+        snprintf(builtin_help + strlen(builtin_help), sizeof builtin_help - strlen(builtin_help), " %s", *n);
+    const cli_opt opts[] = {
+        {CLI_STRING("--output", "-o", &out, "DIR", "output folder (created if missing)")},
+        {CLI_STRING("--builtin", NULL, &builtin, "NAME", builtin_help)},
+        {CLI_INT("--layers", NULL, &layers, 1, 1000, "L", "number of layers (default: the config's)")},
+        {CLI_U64("--seed", NULL, &seed, 0, UINT64_MAX, "S", "random seed (default 1)")},
+        {CLI_STRING("--dtype", NULL, &dtype, "T", "f32, f16 or bf16 (default bf16)")},
+        {CLI_FLAG("--json", NULL, &json, "print one JSON object describing the result")},
+        {0},
+    };
+    int n_pos, rc = cli_parse("synth", argc, argv, opts, &config_path, 1, &n_pos);
+    if (rc != CLI_GO_ON) return rc == CLI_HELP ? (usage(stdout, opts), EXIT_OK) : rc;
+    if (strcmp(dtype, "f32") && strcmp(dtype, "f16") && strcmp(dtype, "bf16"))
+        return cli_usage_error("synth", "--dtype must be f32, f16 or bf16, got '%s'", dtype);
     if (!config_path == !builtin) return cli_usage_error("synth", "give either CONFIG.json or --builtin NAME");
     if (!out) return cli_usage_error("synth", "missing -o DIR");
 
