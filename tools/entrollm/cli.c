@@ -114,10 +114,15 @@ static int missing_value(const char *cmd, const cli_opt *o, const char *flag) {
 int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, const char **pos, int max_pos,
               int *n_pos) {
     *n_pos = 0;
+    bool options_ended = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (cli_is_help(a)) return CLI_HELP;
-        if (a[0] != '-' || !a[1]) {
+        if (!options_ended && cli_is_help(a)) return CLI_HELP;
+        if (!options_ended && strcmp(a, "--") == 0) {
+            options_ended = true;
+            continue;
+        }
+        if (options_ended || a[0] != '-' || !a[1]) {
             if (*n_pos == max_pos) return cli_usage_error(cmd, "unexpected argument '%s'", a);
             pos[(*n_pos)++] = a;
             continue;
@@ -126,10 +131,15 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, const
         if (!o) return cli_usage_error(cmd, "unknown option '%s'", a);
         const char *v = NULL;
         if (o->kind != CLI_KIND_FLAG) {
-            if (i + 1 == argc) return missing_value(cmd, o, a);
+            if (i + 1 == argc || (o->dest2 && i + 2 == argc)) return missing_value(cmd, o, a);
             v = argv[++i];
         }
         if (!store_value(cmd, o, a, v)) return EXIT_USAGE;
+        if (o->dest2) {
+            const char *v2 = argv[++i];
+            if (!*v2) return cli_usage_error(cmd, "%s needs %s, got an empty string", a, o->value);
+            *o->dest2 = v2;
+        }
         if (o->given) *o->given = true;
     }
     return CLI_GO_ON;

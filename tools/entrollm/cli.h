@@ -57,7 +57,8 @@ bool cli_is_help(const char *arg);
  * A destination keeps its value unless the option is given, so defaults are
  * the values the variables start with. Numbers are parsed as strictly as
  * cli_parse_int etc.; a value may start with '-' (it is the next argument
- * whatever it looks like). */
+ * whatever it looks like). "--" ends the options: every later argument is
+ * positional (`tokenize MODEL -- -x`). */
 typedef enum { CLI_KIND_FLAG, CLI_KIND_INT, CLI_KIND_U64, CLI_KIND_FLOAT, CLI_KIND_STRING } cli_kind;
 
 typedef struct cli_opt {
@@ -71,6 +72,8 @@ typedef struct cli_opt {
     const char *value; /* the value's name in help and messages ("N", "FILE"); NULL for flags */
     const char *help;  /* one line of help; '\n' continues it on the next line */
     bool *given;       /* optional: set to true when the option appears */
+    const char **dest2; /* optional, strings only: the option takes a second argument, stored here
+                         * (`--to hf DIR`: .value = "hf|gguf DIR", .dest2 = &out) */
 } cli_opt;
 
 /* dest must point to the type of its kind: a wrong pointer is a compile-time warning. */
@@ -95,7 +98,8 @@ enum { CLI_GO_ON = -1, CLI_HELP = -2 };
 
 /* Parses argv[1..argc-1] against opts (ended by an entry whose name is
  * NULL). Arguments that are not options ("-" is not one) are collected in
- * order into pos[0..max_pos-1], their number in *n_pos. Returns CLI_GO_ON;
+ * order into pos[0..max_pos-1], their number in *n_pos; so are all the
+ * arguments after "--". Returns CLI_GO_ON;
  * CLI_HELP at -h/--help; or EXIT_USAGE after printing a usage error naming
  * the option (unknown option, missing value, number malformed or out of
  * range, empty string) or the surplus argument. */

@@ -10,7 +10,7 @@
 #include "common/common.h"
 #include "model/model.h"
 
-static void usage(FILE *out) {
+static void usage(FILE *out, const cli_opt *opts) {
     fprintf(out,
             "Usage: entrollm export MODEL --to hf DIR [options]\n"
             "       entrollm export MODEL --to gguf FILE [options]\n\n"
@@ -22,42 +22,26 @@ static void usage(FILE *out) {
             "        convert script does), and the tokenizer files the model carries.\n"
             "  gguf  one GGUF file with llama.cpp tensor names and metadata keys (q/k rows\n"
             "        interleaved for llama/mistral), with the tokenizer when the model carries a\n"
-            "        GGUF or llama2.c vocabulary.\n\nOptions:\n"
-            "  --threads N        threads for decoding a .ellm file (default: all cores)\n"
-            "  --tokenizer FILE   tokenizer for a llama2.c checkpoint without one beside it\n"
-            "  --json             print one JSON object describing the export\n");
+            "        GGUF or llama2.c vocabulary.\n\nOptions:\n");
+    cli_print_options(out, opts);
 }
 
 int cmd_export(int argc, char **argv) {
     const char *model = NULL, *to = NULL, *out = NULL, *tokenizer = NULL;
     long threads = 0;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            usage(stdout);
-            return EXIT_OK;
-        } else if (strcmp(a, "--to") == 0) {
-            if (i + 2 >= argc) return cli_usage_error("export", "--to needs a format (hf, gguf) and a destination");
-            to = argv[++i];
-            out = argv[++i];
-            if (strcmp(to, "hf") != 0 && strcmp(to, "gguf") != 0)
-                return cli_usage_error("export", "unknown format '%s' (hf, gguf)", to);
-        } else if (strcmp(a, "--threads") == 0) {
-            if (!cli_parse_int("export", a, i + 1 < argc ? argv[++i] : NULL, 1, 1024, &threads)) return EXIT_USAGE;
-        } else if (strcmp(a, "--tokenizer") == 0) {
-            if (i + 1 >= argc) return cli_usage_error("export", "--tokenizer needs a file");
-            tokenizer = argv[++i];
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error("export", "unknown option '%s'", a);
-        } else if (!model) {
-            model = a;
-        } else {
-            return cli_usage_error("export", "unexpected argument '%s'", a);
-        }
-    }
+    const cli_opt opts[] = {
+        {CLI_STRING("--to", NULL, &to, "hf|gguf DEST", "the format, then its folder (hf) or file (gguf); required"),
+         .dest2 = &out},
+        {CLI_INT("--threads", NULL, &threads, 1, 1024, "N", "threads for decoding a .ellm file (default: all cores)")},
+        {CLI_STRING("--tokenizer", NULL, &tokenizer, "FILE", "tokenizer for a llama2.c checkpoint without one beside it")},
+        {CLI_FLAG("--json", NULL, &json, "print one JSON object describing the export")},
+        {0},
+    };
+    int n_pos, rc = cli_parse("export", argc, argv, opts, &model, 1, &n_pos);
+    if (rc != CLI_GO_ON) return rc == CLI_HELP ? (usage(stdout, opts), EXIT_OK) : rc;
+    if (to && strcmp(to, "hf") != 0 && strcmp(to, "gguf") != 0)
+        return cli_usage_error("export", "unknown format '%s' (hf, gguf)", to);
     if (!model) return cli_usage_error("export", "missing MODEL");
     if (!to) return cli_usage_error("export", "missing --to hf DIR or --to gguf FILE");
 
