@@ -7,7 +7,7 @@
 #include "common/common.h"
 #include "tokenizer/tokenizer.h"
 
-static void tokenize_usage(FILE *out) {
+static void tokenize_usage(FILE *out, const cli_opt *opts) {
     fprintf(out,
             "Usage: entrollm tokenize MODEL [TEXT|-] [options]\n"
             "\n"
@@ -16,21 +16,10 @@ static void tokenize_usage(FILE *out) {
             "Face folder, GGUF, llama2.c checkpoint with its tokenizer beside it) or a\n"
             "tokenizer file (tokenizer.json, tokenizer.model, llama2.c .bin, vocabulary GGUF).\n"
             "By default prints one token per line: id, then the piece as it appears in the\n"
-            "vocabulary. No BOS/EOS is added unless asked.\n"
+            "vocabulary. No BOS/EOS is added unless asked. A TEXT starting with '-' follows '--'.\n"
             "\n"
-            "Options:\n"
-            "  --ids        print only the ids, on one line, separated by single spaces\n"
-            "  --pieces     print only the vocabulary pieces, on one line, separated by spaces\n"
-            "  --bos        start with the BOS token (when the tokenizer has one)\n"
-            "  --special    recognise special tokens written in the text (<|im_start|>, [INST]...)\n"
-            "  --chat FILE  instead of TEXT: render the chat in FILE (a JSON array of\n"
-            "               {\"role\": ..., \"content\": ...}) with the model's chat template,\n"
-            "               opening the assistant turn, and show the ids the model will see\n"
-            "  --template T with --chat: the template to use (chatml, phi3, phi3-mini,\n"
-            "               mistral-v1, mistral-v3, llama2, llama3, zephyr, or a Jinja text)\n"
-            "  --json       print one JSON object: model, kind, n_tokens, ids, pieces (and text\n"
-            "               with --chat)\n"
-            "  -h, --help   this help\n");
+            "Options:\n");
+    cli_print_options(out, opts);
 }
 
 /* Reads a JSON array of {"role", "content"} into messages (strings owned by *root). */
@@ -61,7 +50,7 @@ static int read_chat(const char *path, json_t **root, ellm_chat_message **msgs, 
     return 1;
 }
 
-static void detokenize_usage(FILE *out) {
+static void detokenize_usage(FILE *out, const cli_opt *opts) {
     fprintf(out,
             "Usage: entrollm detokenize MODEL IDS... [options]\n"
             "\n"
@@ -70,10 +59,8 @@ static void detokenize_usage(FILE *out) {
             "argument separated by spaces or commas; '-' reads them from standard input.\n"
             "Control tokens (BOS, EOS, chat markers) are left out unless --special.\n"
             "\n"
-            "Options:\n"
-            "  --special    write control tokens as their text (<s>, <|im_end|>...)\n"
-            "  --json       print one JSON object: model, n_ids, text\n"
-            "  -h, --help   this help\n");
+            "Options:\n");
+    cli_print_options(out, opts);
 }
 
 /* A JSON string for bytes that may not be valid UTF-8 (byte-level pieces):
@@ -145,49 +132,35 @@ static void print_piece(FILE *out, const char *p, size_t n) {
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    const char *model = NULL, *text_arg = NULL, *chat_path = NULL, *tmpl = NULL;
-    bool ids_only = false, pieces_only = false, bos = false, special = false, json = false, have_text = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            tokenize_usage(stdout);
-            return EXIT_OK;
-        } else if (!strcmp(a, "--chat")) {
-            if (!v) return cli_usage_error("tokenize", "--chat needs a JSON file");
-            chat_path = v;
-            i++;
-        } else if (!strcmp(a, "--template")) {
-            if (!v || !*v) return cli_usage_error("tokenize", "--template needs a name or a template text");
-            tmpl = v;
-            i++;
-        } else if (!strcmp(a, "--ids")) {
-            ids_only = true;
-        } else if (!strcmp(a, "--pieces")) {
-            pieces_only = true;
-        } else if (!strcmp(a, "--bos")) {
-            bos = true;
-        } else if (!strcmp(a, "--special")) {
-            special = true;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-        } else if (!strcmp(a, "--")) {
-            if (i + 1 < argc && !model) model = argv[++i];
-            if (i + 1 < argc) {
-                text_arg = argv[++i];
-                have_text = true;
-            }
-            if (i + 1 < argc) return cli_usage_error("tokenize", "unexpected argument '%s'", argv[i + 1]);
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error("tokenize", "unknown option '%s'", a);
-        } else if (!model) {
-            model = a;
-        } else if (!have_text) {
-            text_arg = a;
-            have_text = true;
-        } else {
-            return cli_usage_error("tokenize", "unexpected argument '%s' (quote the text as one argument)", a);
-        }
-    }
+    const char *chat_path = NULL, *tmpl = NULL;
+    bool ids_only = false, pieces_only = false, bos = false, special = false, json = false;
+    const cli_opt opts[] = {
+        {CLI_FLAG("--ids", NULL, &ids_only, "print only the ids, on one line, separated by single spaces")},
+        {CLI_FLAG("--pieces", NULL, &pieces_only, "print only the vocabulary pieces, on one line, separated by spaces")},
+        {CLI_FLAG("--bos", NULL, &bos, "start with the BOS token (when the tokenizer has one)")},
+        {CLI_FLAG("--special", NULL, &special, "recognise special tokens written in the text (<|im_start|>, [INST]...)")},
+        {CLI_STRING("--chat", NULL, &chat_path, "FILE",
+                    "instead of TEXT: render the chat in FILE (a JSON array of\n"
+                    "{\"role\": ..., \"content\": ...}) with the model's chat template,\n"
+                    "opening the assistant turn, and show the ids the model will see")},
+        {CLI_STRING("--template", NULL, &tmpl, "NAME",
+                    "with --chat: the template to use (chatml, phi3, phi3-mini,\n"
+                    "mistral-v1, mistral-v3, llama2, llama3, zephyr, or a Jinja text)")},
+        {CLI_FLAG("--json", NULL, &json,
+                  "print one JSON object: model, kind, n_tokens, ids, pieces (and text\n"
+                  "with --chat)")},
+        {0},
+    };
+    /* room for every argument, so that a surplus word gets the hint below */
+    const char **pos = malloc(sizeof *pos * (size_t)argc);
+    if (!pos) return EXIT_FAIL;
+    int n_pos, rc = cli_parse("tokenize", argc, argv, opts, pos, argc, &n_pos);
+    const char *model = n_pos > 0 ? pos[0] : NULL, *text_arg = n_pos > 1 ? pos[1] : NULL;
+    const char *surplus = n_pos > 2 ? pos[2] : NULL;
+    free(pos);
+    if (rc != CLI_GO_ON) return rc == CLI_HELP ? (tokenize_usage(stdout, opts), EXIT_OK) : rc;
+    if (surplus) return cli_usage_error("tokenize", "unexpected argument '%s' (quote the text as one argument)", surplus);
+    bool have_text = text_arg != NULL;
     if (!model) return cli_usage_error("tokenize", "needs MODEL");
     if (ids_only && pieces_only) return cli_usage_error("tokenize", "--ids and --pieces exclude each other");
     if ((ids_only || pieces_only) && json) return cli_usage_error("tokenize", "--json prints ids and pieces already");
@@ -321,56 +294,56 @@ static bool parse_ids(const char *s, int32_t **ids, size_t *n, size_t *cap) {
     return true;
 }
 
-int cmd_detokenize(int argc, char **argv) {
-    const char *model = NULL;
-    bool special = false, json = false, saw_ids = false;
-    int32_t *ids = NULL;
-    size_t n = 0, cap = 0;
-    int rc = EXIT_OK;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            detokenize_usage(stdout);
-            free(ids);
-            return EXIT_OK;
-        } else if (!strcmp(a, "--special")) {
-            special = true;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-        } else if (!model && !(a[0] == '-' && a[1])) {
-            model = a;
-        } else if (!strcmp(a, "-")) {
-            char *in;
-            size_t len;
-            if (!read_stdin(&in, &len)) {
-                free(ids);
-                fprintf(stderr, "entrollm: cannot read standard input\n");
-                return EXIT_FAIL;
-            }
-            char *z = realloc(in, len + 1);
-            if (!z) {
-                free(in);
-                free(ids);
-                return EXIT_FAIL;
-            }
-            z[len] = 0;
-            bool ok = parse_ids(z, &ids, &n, &cap);
-            free(z);
-            if (!ok) {
-                free(ids);
-                return EXIT_USAGE;
-            }
-            saw_ids = true;
-        } else if (a[0] == '-' && a[1] && !(a[1] >= '0' && a[1] <= '9')) {
-            free(ids);
-            return cli_usage_error("detokenize", "unknown option '%s'", a);
-        } else {
-            if (!parse_ids(a, &ids, &n, &cap)) {
-                free(ids);
-                return EXIT_USAGE;
-            }
-            saw_ids = true;
+/* The ids in args (an arg "-": those on standard input) appended to *ids;
+ * an exit code. */
+static int collect_ids(const char *const *args, int n_args, int32_t **ids, size_t *n) {
+    size_t cap = 0;
+    for (int k = 0; k < n_args; k++) {
+        if (strcmp(args[k], "-") != 0) {
+            if (!parse_ids(args[k], ids, n, &cap)) return EXIT_USAGE;
+            continue;
         }
+        char *in, *z;
+        size_t len;
+        if (!read_stdin(&in, &len)) {
+            fprintf(stderr, "entrollm: cannot read standard input\n");
+            return EXIT_FAIL;
+        }
+        if (!(z = realloc(in, len + 1))) {
+            free(in);
+            return EXIT_FAIL;
+        }
+        z[len] = 0;
+        bool ok = parse_ids(z, ids, n, &cap);
+        free(z);
+        if (!ok) return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+int cmd_detokenize(int argc, char **argv) {
+    bool special = false, json = false;
+    const cli_opt opts[] = {
+        {CLI_FLAG("--special", NULL, &special, "write control tokens as their text (<s>, <|im_end|>...)")},
+        {CLI_FLAG("--json", NULL, &json, "print one JSON object: model, n_ids, text")},
+        {0},
+    };
+    const char **pos = malloc(sizeof *pos * (size_t)argc);
+    if (!pos) return EXIT_FAIL;
+    int n_pos, rc = cli_parse("detokenize", argc, argv, opts, pos, argc, &n_pos);
+    if (rc != CLI_GO_ON) {
+        free(pos);
+        return rc == CLI_HELP ? (detokenize_usage(stdout, opts), EXIT_OK) : rc;
+    }
+    const char *model = n_pos > 0 ? pos[0] : NULL;
+    bool saw_ids = n_pos > 1;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    rc = collect_ids(pos + 1, n_pos - 1, &ids, &n);
+    free(pos);
+    if (rc != EXIT_OK) {
+        free(ids);
+        return rc;
     }
     if (!model || !saw_ids) {
         free(ids);
