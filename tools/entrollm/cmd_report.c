@@ -8,7 +8,7 @@
 #include "common/common.h"
 #include "eval/eval.h"
 
-static void usage(FILE *out) {
+static void usage(FILE *out, const cli_opt *opts) {
     fprintf(out,
             "Usage: entrollm report SOURCE_MODEL -o DIR [options]\n"
             "\n"
@@ -20,20 +20,8 @@ static void usage(FILE *out) {
             "Rows: fp16 / uint8 / uint4 with parameters, effective bits per weight, size, entropy,\n"
             "and perplexity, HellaSwag acc/acc_norm and GSM8k accuracy where data is given.\n"
             "\n"
-            "Options:\n"
-            "  -o, --output DIR     output directory (created if needed; required)\n"
-            "  --text FILE          perplexity text (llama.cpp windows; WikiText-2 raw works)\n"
-            "  --ctx N              perplexity window (default min(512, model context))\n"
-            "  --hellaswag FILE     multiple-choice tasks (llama.cpp text form or HellaSwag .jsonl)\n"
-            "  --shots K            HellaSwag exemplars (default 0)\n"
-            "  --gsm8k FILE         GSM8k test .jsonl\n"
-            "  --train FILE         GSM8k train .jsonl for the 8 exemplars\n"
-            "  --gsm8k-shots K      GSM8k exemplars (default 8)\n"
-            "  --max-tokens N       GSM8k tokens generated per answer (default 256)\n"
-            "  --limit K            windows / tasks / questions per evaluation (default all)\n"
-            "  --threads N          threads (default: all cores)\n"
-            "  --json               print report.json's content on stdout\n"
-            "  -h, --help           this help\n");
+            "Options:\n");
+    cli_print_options(out, opts);
 }
 
 static void on_stage(void *user, const char *what) {
@@ -43,58 +31,33 @@ static void on_stage(void *user, const char *what) {
 
 int cmd_report(int argc, char **argv) {
     const char *source = NULL;
-    ellm_report_options o = {.gsm8k_shots = 8, .gsm8k_max_tokens = 256};
-    long n;
+    ellm_report_options o = {0};
+    long ctx = 0, shots = 0, gsm8k_shots = 8, max_tokens = 256, limit = 0, threads = 0;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        const char **file_opt = NULL;
-        if (cli_is_help(a)) {
-            usage(stdout);
-            return EXIT_OK;
-        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-            file_opt = &o.out_dir;
-        } else if (strcmp(a, "--text") == 0) {
-            file_opt = &o.text_path;
-        } else if (strcmp(a, "--hellaswag") == 0) {
-            file_opt = &o.hellaswag_path;
-        } else if (strcmp(a, "--gsm8k") == 0) {
-            file_opt = &o.gsm8k_path;
-        } else if (strcmp(a, "--train") == 0) {
-            file_opt = &o.train_path;
-        } else if (strcmp(a, "--ctx") == 0) {
-            if (!cli_parse_int("report", a, v, 4, 1 << 20, &n)) return EXIT_USAGE;
-            o.n_ctx = (int)n, i++;
-        } else if (strcmp(a, "--shots") == 0) {
-            if (!cli_parse_int("report", a, v, 0, 64, &n)) return EXIT_USAGE;
-            o.hellaswag_shots = (int)n, i++;
-        } else if (strcmp(a, "--gsm8k-shots") == 0) {
-            if (!cli_parse_int("report", a, v, 0, 64, &n)) return EXIT_USAGE;
-            o.gsm8k_shots = (int)n, i++;
-        } else if (strcmp(a, "--max-tokens") == 0) {
-            if (!cli_parse_int("report", a, v, 1, 1 << 20, &n)) return EXIT_USAGE;
-            o.gsm8k_max_tokens = (int)n, i++;
-        } else if (strcmp(a, "--limit") == 0) {
-            if (!cli_parse_int("report", a, v, 1, 1L << 30, &n)) return EXIT_USAGE;
-            o.limit = (size_t)n, i++;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (!cli_parse_int("report", a, v, 1, 1024, &n)) return EXIT_USAGE;
-            o.n_threads = (int)n, i++;
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error("report", "unknown option '%s'", a);
-        } else if (!source) {
-            source = a;
-        } else {
-            return cli_usage_error("report", "unexpected argument '%s'", a);
-        }
-        if (file_opt) {
-            if (!v) return cli_usage_error("report", "%s needs a path", a);
-            *file_opt = v;
-            i++;
-        }
-    }
+    const cli_opt opts[] = {
+        {CLI_STRING("--output", "-o", &o.out_dir, "DIR", "output directory (created if needed; required)")},
+        {CLI_STRING("--text", NULL, &o.text_path, "FILE", "perplexity text (llama.cpp windows; WikiText-2 raw works)")},
+        {CLI_INT("--ctx", NULL, &ctx, 4, 1 << 20, "N", "perplexity window (default min(512, model context))")},
+        {CLI_STRING("--hellaswag", NULL, &o.hellaswag_path, "FILE",
+                    "multiple-choice tasks (llama.cpp text form or HellaSwag .jsonl)")},
+        {CLI_INT("--shots", NULL, &shots, 0, 64, "K", "HellaSwag exemplars (default 0)")},
+        {CLI_STRING("--gsm8k", NULL, &o.gsm8k_path, "FILE", "GSM8k test .jsonl")},
+        {CLI_STRING("--train", NULL, &o.train_path, "FILE", "GSM8k train .jsonl for the 8 exemplars")},
+        {CLI_INT("--gsm8k-shots", NULL, &gsm8k_shots, 0, 64, "K", "GSM8k exemplars (default 8)")},
+        {CLI_INT("--max-tokens", NULL, &max_tokens, 1, 1 << 20, "N", "GSM8k tokens generated per answer (default 256)")},
+        {CLI_INT("--limit", NULL, &limit, 1, 1L << 30, "K", "windows / tasks / questions per evaluation (default all)")},
+        {CLI_INT("--threads", NULL, &threads, 1, 1024, "N", "threads (default: all cores)")},
+        {CLI_FLAG("--json", NULL, &json, "print report.json's content on stdout")},
+        {0},
+    };
+    int n_pos, rc = cli_parse("report", argc, argv, opts, &source, 1, &n_pos);
+    if (rc != CLI_GO_ON) return rc == CLI_HELP ? (usage(stdout, opts), EXIT_OK) : rc;
+    o.n_ctx = (int)ctx;
+    o.hellaswag_shots = (int)shots;
+    o.gsm8k_shots = (int)gsm8k_shots;
+    o.gsm8k_max_tokens = (int)max_tokens;
+    o.limit = (size_t)limit;
+    o.n_threads = (int)threads;
     if (!source) return cli_usage_error("report", "needs SOURCE_MODEL");
     if (!o.out_dir) return cli_usage_error("report", "needs -o DIR");
     if (o.gsm8k_path && o.gsm8k_shots > 0 && !o.train_path)
