@@ -14,7 +14,7 @@
 #include "common/common.h"
 #include "formats/synth.h"
 
-static void usage(FILE *out) {
+static void usage(FILE *out, const cli_opt *opts) {
     fprintf(out,
             "Usage: entrollm demo [--quick] [--layers L] [--dir DIR] [--keep] [--threads N]\n\n"
             "Writes a model with SmolLM-135M's shape (576 wide, 30 layers, 49152-token vocabulary)\n"
@@ -22,11 +22,8 @@ static void usage(FILE *out) {
             "coding, verifies both files, loads them with parallel decoding and generates a few\n"
             "tokens; then, if the reference data is found (ELLM_DATA_DIR or ../shared/data),\n"
             "compresses the trained stories260K model and tells a story from the .ellm file.\n\n"
-            "  --quick       4 layers instead of 30 (for CI)\n"
-            "  --layers L    number of layers of the generated model\n"
-            "  --dir DIR     work directory (default: a new directory under /tmp)\n"
-            "  --keep        keep the work directory\n"
-            "  --threads N   threads (default: all cores)\n");
+            "Options:\n");
+    cli_print_options(out, opts);
 }
 
 static void remove_tree(const char *dir) {
@@ -205,26 +202,19 @@ static int demo_stories(const char *dir, int threads) {
 int cmd_demo(int argc, char **argv) {
     long layers = 30, threads = 0;
     const char *dir_opt = NULL;
-    bool keep = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            usage(stdout);
-            return EXIT_OK;
-        } else if (strcmp(a, "--quick") == 0) layers = 4;
-        else if (strcmp(a, "--layers") == 0) {
-            if (!cli_parse_int("demo", a, v, 1, 30, &layers)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (!cli_parse_int("demo", a, v, 1, 1024, &threads)) return EXIT_USAGE;
-            i++;
-        } else if (strcmp(a, "--dir") == 0) {
-            if (!v) return cli_usage_error("demo", "--dir needs a directory");
-            dir_opt = v;
-            i++;
-        } else if (strcmp(a, "--keep") == 0) keep = true;
-        else return cli_usage_error("demo", "unknown argument '%s'", a);
-    }
+    bool quick = false, layers_given = false, keep = false;
+    const cli_opt opts[] = {
+        {CLI_FLAG("--quick", NULL, &quick, "4 layers instead of 30 (for CI)")},
+        {CLI_INT("--layers", NULL, &layers, 1, 30, "L", "number of layers of the generated model (overrides --quick)"),
+         .given = &layers_given},
+        {CLI_STRING("--dir", NULL, &dir_opt, "DIR", "work directory (default: a new directory under /tmp)")},
+        {CLI_FLAG("--keep", NULL, &keep, "keep the work directory")},
+        {CLI_INT("--threads", NULL, &threads, 1, 1024, "N", "threads (default: all cores)")},
+        {0},
+    };
+    int n_pos, rc = cli_parse("demo", argc, argv, opts, NULL, 0, &n_pos);
+    if (rc != CLI_GO_ON) return rc == CLI_HELP ? (usage(stdout, opts), EXIT_OK) : rc;
+    if (quick && !layers_given) layers = 4;
     char tmpl[] = "/tmp/entrollm-demo-XXXXXX";
     const char *dir = dir_opt;
     if (dir && !ellm_path_is_dir(dir) && mkdir(dir, 0777) != 0) {
@@ -239,7 +229,7 @@ int cmd_demo(int argc, char **argv) {
         }
     }
     printf("entrollm %s demo (CPU features: %s; work directory %s)\n\n", ellm_version(), ellm_cpu_features(), dir);
-    int rc = demo_generated(dir, (int)layers, (int)threads);
+    rc = demo_generated(dir, (int)layers, (int)threads);
     if (rc == EXIT_OK) rc = demo_stories(dir, (int)threads);
     if (!keep && !dir_opt) remove_tree(dir);
     else printf("\nfiles kept in %s\n", dir);
