@@ -6,7 +6,7 @@
 #include "cli.h"
 #include "common/common.h"
 
-static void usage(FILE *out) {
+static void usage(FILE *out, const cli_opt *opts) {
     fprintf(out,
             "Usage: entrollm compress MODEL -o OUT.ellm [options]\n"
             "\n"
@@ -15,33 +15,8 @@ static void usage(FILE *out) {
             "checksummed .ellm file. MODEL is a Hugging Face folder (config.json + *.safetensors),\n"
             "a GGUF file (F32/F16/BF16) or a llama2.c checkpoint.\n"
             "\n"
-            "Options:\n"
-            "  -o, --output FILE        output .ellm file (required; written atomically)\n"
-            "  --bits 8|4               integer width (default 8)\n"
-            "  --target-bits B          instead of --bits: choose per tensor uint8 or uint4 (and, with\n"
-            "                           tensor granularity, uint4 with groups of 128/64/32 weights)\n"
-            "                           so that the coded payload is at most B bits/weight with the\n"
-            "                           least total squared quantization error; 0 < B <= 8, and B\n"
-            "                           below what the smallest choices reach is an error (exit 2)\n"
-            "  --alloc-error E          what --target-bits minimises: sse (default: the sum of squared\n"
-            "                           dequantization errors) or relative (each tensor's sum divided\n"
-            "                           by its mean square weight); see docs/QUANTIZATION.md\n"
-            "  --scheme S               auto|unsigned|symmetric|asymmetric (default auto: a tensor\n"
-            "                           whose values share one sign is unsigned, else asymmetric)\n"
-            "  --granularity G          tensor|row|group:N  scales per tensor (default), per row or\n"
-            "                           per N consecutive weights (N even)\n"
-            "  --coder C                auto|huffman|rans|raw (default auto: per tensor the smallest\n"
-            "                           of raw, Huffman, rANS; on tensors of 64K+ weights a slower\n"
-            "                           decoder only if >= 1%% smaller; raw = plain integers)\n"
-            "  --segment S              symbols per segment (even; default chosen by the coder)\n"
-            "  --keep LIST              keep tensors in float: none or a comma list of\n"
-            "                           norms,embeddings,output,biases (default none)\n"
-            "  --tokenizer FILE         tokenizer for a llama2.c checkpoint (default: tok512.bin or\n"
-            "                           tokenizer.bin beside it)\n"
-            "  --threads N              threads (default: all cores)\n"
-            "  --json                   print one JSON object on stdout instead of the table\n"
-            "  -q, --quiet              print only the totals\n"
-            "  -h, --help               this help\n");
+            "Options:\n");
+    cli_print_options(out, opts);
 }
 
 static bool parse_scheme(const char *s, ellm_scheme *out) {
@@ -56,6 +31,40 @@ static bool parse_scheme(const char *s, ellm_scheme *out) {
             return true;
         }
     return false;
+}
+
+static bool parse_coder(const char *s, ellm_coder *out) {
+    const struct {
+        const char *name;
+        ellm_coder coder;
+    } coders[] = {{"huffman", ELLM_CODER_HUFFMAN}, {"rans", ELLM_CODER_RANS}, {"raw", ELLM_CODER_RAW},
+                  {"auto", ELLM_CODER_AUTO}};
+    for (size_t i = 0; i < ELLM_ARRAY_LEN(coders); i++)
+        if (strcmp(s, coders[i].name) == 0) {
+            *out = coders[i].coder;
+            return true;
+        }
+    return false;
+}
+
+/* tensor | row | group:N (N even) into o; false after a usage error. */
+static bool parse_granularity(const char *s, ellm_compress_options *o) {
+    long n;
+    if (strcmp(s, "tensor") == 0) o->granularity = ELLM_GRAN_TENSOR;
+    else if (strcmp(s, "row") == 0) o->granularity = ELLM_GRAN_ROW;
+    else if (strncmp(s, "group:", 6) == 0) {
+        if (!cli_parse_int("compress", "--granularity group:", s + 6, 2, 1 << 30, &n)) return false;
+        if (n % 2) {
+            cli_usage_error("compress", "group size must be even, got %ld", n);
+            return false;
+        }
+        o->granularity = ELLM_GRAN_GROUP;
+        o->group_size = (uint32_t)n;
+    } else {
+        cli_usage_error("compress", "--granularity must be tensor, row or group:N, got '%s'", s);
+        return false;
+    }
+    return true;
 }
 
 static bool parse_keep(const char *s, unsigned *out) {
@@ -187,97 +196,91 @@ static void print_table(const ellm_compress_report *r, const char *out_path, boo
     }
 }
 
+/* The options of compress as cli_parse leaves them, before convert_options. */
+typedef struct compress_args {
+    const char *alloc_error, *scheme, *granularity, *coder, *keep; /* NULL: not given */
+    long bits, segment, threads;
+    double target_bits;
+    bool bits_given, target_given;
+} compress_args;
+
+/* Checks what cli_parse cannot and stores the options in o: EXIT_USAGE
+ * after a usage error, else CLI_GO_ON. */
+static int convert_options(const compress_args *a, ellm_compress_options *o) {
+    if (a->bits_given && a->bits != 4 && a->bits != 8)
+        return cli_usage_error("compress", "--bits must be 8 or 4, got %ld", a->bits);
+    o->bits = (int)a->bits;
+    if (a->target_given && !(a->target_bits > 0))
+        return cli_usage_error("compress", "--target-bits must be above 0, got %g", a->target_bits);
+    o->target_bits = a->target_bits;
+    if (a->alloc_error && strcmp(a->alloc_error, "sse") == 0) o->alloc_error = ELLM_ALLOC_SSE;
+    else if (a->alloc_error && strcmp(a->alloc_error, "relative") == 0) o->alloc_error = ELLM_ALLOC_RELATIVE;
+    else if (a->alloc_error) return cli_usage_error("compress", "--alloc-error must be sse or relative");
+    if (a->scheme && !parse_scheme(a->scheme, &o->scheme))
+        return cli_usage_error("compress", "--scheme must be auto, unsigned, symmetric or asymmetric");
+    if (a->granularity && !parse_granularity(a->granularity, o)) return EXIT_USAGE;
+    if (a->coder && !parse_coder(a->coder, &o->coder))
+        return cli_usage_error("compress", "--coder must be huffman, rans, raw or auto, got '%s'", a->coder);
+    if (a->segment % 2) return cli_usage_error("compress", "--segment must be even, got %ld", a->segment);
+    o->segment_symbols = (uint32_t)a->segment;
+    o->n_threads = (int)a->threads;
+    if (a->keep && !parse_keep(a->keep, &o->keep))
+        return cli_usage_error("compress", "--keep takes none or a comma list of norms,embeddings,output,biases");
+    if (a->bits_given && o->target_bits > 0)
+        return cli_usage_error("compress",
+                               "--target-bits chooses the bits of each tensor: give it or --bits, not both");
+    if (a->alloc_error && !(o->target_bits > 0))
+        return cli_usage_error("compress", "--alloc-error only applies with --target-bits");
+    return CLI_GO_ON;
+}
+
 int cmd_compress(int argc, char **argv) {
     ellm_compress_options o;
     ellm_compress_options_default(&o);
     const char *model = NULL, *out = NULL;
-    bool json = false, quiet = false, bits_given = false, alloc_given = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long n;
-        if (cli_is_help(a)) {
-            usage(stdout);
-            return EXIT_OK;
-        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-            if (!v) return cli_usage_error("compress", "%s needs a file name", a);
-            out = v;
-            i++;
-        } else if (strcmp(a, "--bits") == 0) {
-            if (!cli_parse_int("compress", a, v, 4, 8, &n)) return EXIT_USAGE;
-            if (n != 4 && n != 8) return cli_usage_error("compress", "--bits must be 8 or 4, got %ld", n);
-            o.bits = (int)n;
-            bits_given = true;
-            i++;
-        } else if (strcmp(a, "--target-bits") == 0) {
-            double b;
-            if (!cli_parse_float("compress", a, v, 0, 8, &b)) return EXIT_USAGE;
-            if (!(b > 0)) return cli_usage_error("compress", "--target-bits must be above 0, got %s", v);
-            o.target_bits = b;
-            i++;
-        } else if (strcmp(a, "--alloc-error") == 0) {
-            if (v && strcmp(v, "sse") == 0) o.alloc_error = ELLM_ALLOC_SSE;
-            else if (v && strcmp(v, "relative") == 0) o.alloc_error = ELLM_ALLOC_RELATIVE;
-            else return cli_usage_error("compress", "--alloc-error must be sse or relative");
-            alloc_given = true;
-            i++;
-        } else if (strcmp(a, "--scheme") == 0) {
-            if (!v || !parse_scheme(v, &o.scheme))
-                return cli_usage_error("compress", "--scheme must be auto, unsigned, symmetric or asymmetric");
-            i++;
-        } else if (strcmp(a, "--granularity") == 0) {
-            if (!v) return cli_usage_error("compress", "--granularity needs a value");
-            if (strcmp(v, "tensor") == 0) o.granularity = ELLM_GRAN_TENSOR;
-            else if (strcmp(v, "row") == 0) o.granularity = ELLM_GRAN_ROW;
-            else if (strncmp(v, "group:", 6) == 0) {
-                if (!cli_parse_int("compress", "--granularity group:", v + 6, 2, 1 << 30, &n)) return EXIT_USAGE;
-                if (n % 2) return cli_usage_error("compress", "group size must be even, got %ld", n);
-                o.granularity = ELLM_GRAN_GROUP;
-                o.group_size = (uint32_t)n;
-            } else return cli_usage_error("compress", "--granularity must be tensor, row or group:N, got '%s'", v);
-            i++;
-        } else if (strcmp(a, "--coder") == 0) {
-            if (!v) return cli_usage_error("compress", "--coder needs a value");
-            if (strcmp(v, "huffman") == 0) o.coder = ELLM_CODER_HUFFMAN;
-            else if (strcmp(v, "rans") == 0) o.coder = ELLM_CODER_RANS;
-            else if (strcmp(v, "raw") == 0) o.coder = ELLM_CODER_RAW;
-            else if (strcmp(v, "auto") == 0) o.coder = ELLM_CODER_AUTO;
-            else return cli_usage_error("compress", "--coder must be huffman, rans, raw or auto, got '%s'", v);
-            i++;
-        } else if (strcmp(a, "--segment") == 0) {
-            if (!cli_parse_int("compress", a, v, 2, 1 << 30, &n)) return EXIT_USAGE;
-            if (n % 2) return cli_usage_error("compress", "--segment must be even, got %ld", n);
-            o.segment_symbols = (uint32_t)n;
-            i++;
-        } else if (strcmp(a, "--keep") == 0) {
-            if (!v || !parse_keep(v, &o.keep))
-                return cli_usage_error("compress", "--keep takes none or a comma list of norms,embeddings,output,biases");
-            i++;
-        } else if (strcmp(a, "--tokenizer") == 0) {
-            if (!v) return cli_usage_error("compress", "--tokenizer needs a file name");
-            o.tokenizer_path = v;
-            i++;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (!cli_parse_int("compress", a, v, 1, 1024, &n)) return EXIT_USAGE;
-            o.n_threads = (int)n;
-            i++;
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
-        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
-            quiet = true;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error("compress", "unknown option '%s'", a);
-        } else if (!model) {
-            model = a;
-        } else {
-            return cli_usage_error("compress", "unexpected argument '%s'", a);
-        }
-    }
-    if (bits_given && o.target_bits > 0)
-        return cli_usage_error("compress",
-                               "--target-bits chooses the bits of each tensor: give it or --bits, not both");
-    if (alloc_given && !(o.target_bits > 0))
-        return cli_usage_error("compress", "--alloc-error only applies with --target-bits");
+    compress_args a = {.bits = o.bits, .segment = o.segment_symbols, .threads = o.n_threads,
+                       .target_bits = o.target_bits};
+    bool json = false, quiet = false;
+    const cli_opt opts[] = {
+        {CLI_STRING("--output", "-o", &out, "FILE", "output .ellm file (required; written atomically)")},
+        {CLI_INT("--bits", NULL, &a.bits, 4, 8, "8|4", "integer width (default 8)"), .given = &a.bits_given},
+        {CLI_FLOAT("--target-bits", NULL, &a.target_bits, 0, 8, "B",
+                   "instead of --bits: choose per tensor uint8 or uint4 (and,\n"
+                   "with tensor granularity, uint4 with groups of 128/64/32\n"
+                   "weights) so that the coded payload is at most B bits/weight\n"
+                   "with the least total squared quantization error; 0 < B <= 8,\n"
+                   "and B below what the smallest choices reach is an error (exit 2)"),
+         .given = &a.target_given},
+        {CLI_STRING("--alloc-error", NULL, &a.alloc_error, "E",
+                    "what --target-bits minimises: sse (default: the sum of squared\n"
+                    "dequantization errors) or relative (each tensor's sum divided\n"
+                    "by its mean square weight); see docs/QUANTIZATION.md")},
+        {CLI_STRING("--scheme", NULL, &a.scheme, "S",
+                    "auto|unsigned|symmetric|asymmetric (default auto: a tensor\n"
+                    "whose values share one sign is unsigned, else asymmetric)")},
+        {CLI_STRING("--granularity", NULL, &a.granularity, "G",
+                    "tensor|row|group:N  scales per tensor (default), per row or\n"
+                    "per N consecutive weights (N even)")},
+        {CLI_STRING("--coder", NULL, &a.coder, "C",
+                    "auto|huffman|rans|raw (default auto: per tensor the smallest\n"
+                    "of raw, Huffman, rANS; on tensors of 64K+ weights a slower\n"
+                    "decoder only if >= 1% smaller; raw = plain integers)")},
+        {CLI_INT("--segment", NULL, &a.segment, 2, 1 << 30, "S", "symbols per segment (even; default chosen by the coder)")},
+        {CLI_STRING("--keep", NULL, &a.keep, "LIST",
+                    "keep tensors in float: none or a comma list of\n"
+                    "norms,embeddings,output,biases (default none)")},
+        {CLI_STRING("--tokenizer", NULL, &o.tokenizer_path, "FILE",
+                    "tokenizer for a llama2.c checkpoint (default: tok512.bin or\n"
+                    "tokenizer.bin beside it)")},
+        {CLI_INT("--threads", NULL, &a.threads, 1, 1024, "N", "threads (default: all cores)")},
+        {CLI_FLAG("--json", NULL, &json, "print one JSON object on stdout instead of the table")},
+        {CLI_FLAG("--quiet", "-q", &quiet, "print only the totals")},
+        {0},
+    };
+    int n_pos, rc = cli_parse("compress", argc, argv, opts, &model, 1, &n_pos);
+    if (rc != CLI_GO_ON) return rc == CLI_HELP ? (usage(stdout, opts), EXIT_OK) : rc;
+    rc = convert_options(&a, &o);
+    if (rc != CLI_GO_ON) return rc;
     if (!model) return cli_usage_error("compress", "missing MODEL");
     if (!out) return cli_usage_error("compress", "missing -o OUT.ellm");
 
