@@ -72,8 +72,9 @@ typedef struct cli_opt {
     const char *value; /* the value's name in help and messages ("N", "FILE"); NULL for flags */
     const char *help;  /* one line of help; '\n' continues it on the next line */
     bool *given;       /* optional: set to true when the option appears */
-    const char **dest2; /* optional, strings only: the option takes a second argument, stored here
-                         * (`--to hf DIR`: .value = "hf|gguf DIR", .dest2 = &out) */
+    /* optional, CLI_KIND_STRING only: the option takes a second argument,
+     * stored here (`--to hf DIR`: .value = "hf|gguf DIR", .dest2 = &out) */
+    const char **dest2;
 } cli_opt;
 
 /* dest must point to the type of its kind: a wrong pointer is a compile-time warning. */

@@ -265,7 +265,8 @@ int cmd_compress(int argc, char **argv) {
                     "auto|huffman|rans|raw (default auto: per tensor the smallest\n"
                     "of raw, Huffman, rANS; on tensors of 64K+ weights a slower\n"
                     "decoder only if >= 1% smaller; raw = plain integers)")},
-        {CLI_INT("--segment", NULL, &a.segment, 2, 1 << 30, "S", "symbols per segment (even; default chosen by the coder)")},
+        {CLI_INT("--segment", NULL, &a.segment, 2, 1 << 30, "S",
+                 "symbols per segment (even; default chosen by the coder)")},
         {CLI_STRING("--keep", NULL, &a.keep, "LIST",
                     "keep tensors in float: none or a comma list of\n"
                     "norms,embeddings,output,biases (default none)")},

@@ -20,7 +20,8 @@ int cmd_decompress(int argc, char **argv) {
     long threads = 0;
     const cli_opt opts[] = {
         {CLI_STRING("--output", "-o", &out, "FILE", "output .safetensors file (required; written atomically)")},
-        {CLI_STRING("--dequantize", NULL, &dequantize, "f32|f16", "write the dequantized float weights instead of the integers")},
+        {CLI_STRING("--dequantize", NULL, &dequantize, "f32|f16",
+                    "write the dequantized float weights instead of the integers")},
         {CLI_INT("--threads", NULL, &threads, 1, 1024, "N", "threads (default: all cores)")},
         {0},
     };

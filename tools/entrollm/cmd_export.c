@@ -34,7 +34,8 @@ int cmd_export(int argc, char **argv) {
         {CLI_STRING("--to", NULL, &to, "hf|gguf DEST", "the format, then its folder (hf) or file (gguf); required"),
          .dest2 = &out},
         {CLI_INT("--threads", NULL, &threads, 1, 1024, "N", "threads for decoding a .ellm file (default: all cores)")},
-        {CLI_STRING("--tokenizer", NULL, &tokenizer, "FILE", "tokenizer for a llama2.c checkpoint without one beside it")},
+        {CLI_STRING("--tokenizer", NULL, &tokenizer, "FILE",
+                    "tokenizer for a llama2.c checkpoint without one beside it")},
         {CLI_FLAG("--json", NULL, &json, "print one JSON object describing the export")},
         {0},
     };

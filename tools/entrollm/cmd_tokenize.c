@@ -136,9 +136,11 @@ int cmd_tokenize(int argc, char **argv) {
     bool ids_only = false, pieces_only = false, bos = false, special = false, json = false;
     const cli_opt opts[] = {
         {CLI_FLAG("--ids", NULL, &ids_only, "print only the ids, on one line, separated by single spaces")},
-        {CLI_FLAG("--pieces", NULL, &pieces_only, "print only the vocabulary pieces, on one line, separated by spaces")},
+        {CLI_FLAG("--pieces", NULL, &pieces_only,
+                  "print only the vocabulary pieces, on one line, separated by spaces")},
         {CLI_FLAG("--bos", NULL, &bos, "start with the BOS token (when the tokenizer has one)")},
-        {CLI_FLAG("--special", NULL, &special, "recognise special tokens written in the text (<|im_start|>, [INST]...)")},
+        {CLI_FLAG("--special", NULL, &special,
+                  "recognise special tokens written in the text (<|im_start|>, [INST]...)")},
         {CLI_STRING("--chat", NULL, &chat_path, "FILE",
                     "instead of TEXT: render the chat in FILE (a JSON array of\n"
                     "{\"role\": ..., \"content\": ...}) with the model's chat template,\n"
@@ -159,7 +161,8 @@ int cmd_tokenize(int argc, char **argv) {
     const char *surplus = n_pos > 2 ? pos[2] : NULL;
     free(pos);
     if (rc != CLI_GO_ON) return rc == CLI_HELP ? (tokenize_usage(stdout, opts), EXIT_OK) : rc;
-    if (surplus) return cli_usage_error("tokenize", "unexpected argument '%s' (quote the text as one argument)", surplus);
+    if (surplus)
+        return cli_usage_error("tokenize", "unexpected argument '%s' (quote the text as one argument)", surplus);
     bool have_text = text_arg != NULL;
     if (!model) return cli_usage_error("tokenize", "needs MODEL");
     if (ids_only && pieces_only) return cli_usage_error("tokenize", "--ids and --pieces exclude each other");

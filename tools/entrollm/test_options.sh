@@ -89,7 +89,8 @@ printf -- '-x' | "$BIN" tokenize "$MODEL" --ids - >"$T/b" 2>"$T/err" && ok || ba
 expect_msg 2 "unknown option '-x'" "$BIN" tokenize "$MODEL" --ids -x
 expect_msg 2 "IDS needs an integer in \[0, 2147483647\], got '-5'" "$BIN" detokenize "$MODEL" -- -5
 # detokenize: ids from arguments and standard input, in order
-printf '407' | "$BIN" detokenize "$MODEL" 1 403 - 261,378 >"$T/out" 2>"$T/err" && ok || bad "detokenize: $(cat "$T/err")"
+printf '407' | "$BIN" detokenize "$MODEL" 1 403 - 261,378 >"$T/out" 2>"$T/err" && ok \
+  || bad "detokenize: $(cat "$T/err")"
 "$BIN" detokenize "$MODEL" 1 403 407 261 378 >"$T/ref" 2>/dev/null
 [ -s "$T/ref" ] && cmp -s "$T/out" "$T/ref" && ok || bad "detokenize with '-': '$(cat "$T/out")' vs '$(cat "$T/ref")'"
 
