@@ -98,6 +98,10 @@ static inline bool ec_varint_get(const uint8_t **p, const uint8_t *end, uint64_t
     return false;
 }
 
+/* Zigzag map of a table delta: d >= 0 -> 2d, d < 0 -> -2d - 1
+ * (docs/CODED_BLOCK.md 4.2). */
+static inline uint32_t ec_zigzag(int32_t d) { return d >= 0 ? 2u * (uint32_t)d : 2u * (uint32_t)(-d) - 1; }
+
 /* Coded units (bytes) of a segment of count symbols. */
 static inline uint32_t ec_unit_count(int bits, uint32_t count) {
     return bits == 8 ? count : count / 2 + (count & 1);
@@ -164,16 +168,16 @@ static inline int ec_rans_class_bits(int n_classes) { return n_classes <= 1 ? 0 
  * the largest weight (the first of equals) also what is left of M = 2^scale.
  * False if no symbol or more symbols than M are used. */
 bool ec_rans_freqs_from_weights(const uint32_t *z, int alphabet, int scale_bits, uint16_t *freq);
-/* Chooses the model (weights, states, classes) for the symbols and writes
- * the table section (docs/CODED_BLOCK.md 1.1, 4.2) with table_put. row_len
- * (0 = unknown) lets it try classes of rows and columns. */
+/* Chooses the model (weights, states, classes) for the symbols, whose
+ * histogram the caller has made (hist[256]). row_len (0 = unknown) lets it
+ * try classes of rows and columns. */
 typedef struct ec_rans_choice {
     ec_rans_model model;
     uint32_t z[EC_RANS_MAX_CLASSES][256];
     int k[EC_RANS_MAX_CLASSES]; /* exp-Golomb orders of the weight deltas */
 } ec_rans_choice;
-ellm_status ec_rans_choose(const uint8_t *symbols, uint64_t n, int bits, uint64_t row_len, ec_rans_choice *c,
-                           ellm_error *err);
+ellm_status ec_rans_choose(const uint8_t *symbols, const uint64_t *hist, uint64_t n, int bits, uint64_t row_len,
+                           ec_rans_choice *c, ellm_error *err);
 /* Bits of one class's weight table (lo, hi, k and the deltas). */
 uint64_t ec_rans_weights_bits(const uint32_t *z, int alphabet, int bits, int k);
 /* Most bytes a segment of seg_count symbols can take. */

@@ -147,7 +147,6 @@ static bool eg_get(bitr *r, int k, int max_zeros, uint32_t *z) {
     *z = ((1u << nb) | low) - (1u << k);
     return true;
 }
-static uint32_t zigzag(int32_t d) { return d >= 0 ? 2u * (uint32_t)d : 2u * (uint32_t)(-d) - 1; }
 
 /* Huffman table: first and last used value, then the lengths' bits. */
 static size_t huf_table_put(const uint8_t *lens, uint8_t *buf) {
@@ -193,7 +192,7 @@ static size_t rans_table_put(const ec_rans_choice *c, int bits, uint64_t n, uint
         bitw_put(&w, (uint32_t)c->k[k], 4);
         int32_t prev = 0;
         for (int s = lo; s <= hi; s++) {
-            eg_put(&w, zigzag((int32_t)z[s] - prev), c->k[k]);
+            eg_put(&w, ec_zigzag((int32_t)z[s] - prev), c->k[k]);
             prev = (int32_t)z[s];
         }
     }
@@ -372,7 +371,7 @@ ellm_status ec_encode_rows(ellm_coder coder, int bits, const uint8_t *symbols, u
         param = EC_HUF_MAX_LEN;
     } else {
         rc = ellm_malloc(sizeof *rc, err);
-        st = rc ? ec_rans_choose(symbols, n, bits, row_len, rc, err) : ELLM_E_NOMEM;
+        st = rc ? ec_rans_choose(symbols, hist, n, bits, row_len, rc, err) : ELLM_E_NOMEM; /* hist: of the symbols */
         param = rc ? rans_param_byte(&rc->model) : 0;
     }
     if (st) {

@@ -63,7 +63,6 @@ static inline int eg_bits(uint32_t z, int k) {
     int b = 31 - __builtin_clz(x);
     return 2 * b - k + 1;
 }
-static inline uint32_t zigzag(int32_t d) { return d >= 0 ? 2u * (uint32_t)d : 2u * (uint32_t)(-d) - 1; }
 
 uint64_t ec_rans_weights_bits(const uint32_t *z, int alphabet, int bits, int k) {
     int lo = -1, hi = -1;
@@ -75,7 +74,7 @@ uint64_t ec_rans_weights_bits(const uint32_t *z, int alphabet, int bits, int k) 
     uint64_t total = 2 * (uint64_t)bits + 4;
     int32_t prev = 0;
     for (int s = lo; s >= 0 && s <= hi; s++) {
-        total += (uint64_t)eg_bits(zigzag((int32_t)z[s] - prev), k);
+        total += (uint64_t)eg_bits(ec_zigzag((int32_t)z[s] - prev), k);
         prev = (int32_t)z[s];
     }
     return total;
@@ -237,16 +236,14 @@ static double classes_cost(const class_search *cs, const uint8_t *cls, int n_cla
     return total;
 }
 
-ellm_status ec_rans_choose(const uint8_t *symbols, uint64_t n, int bits, uint64_t row_len, ec_rans_choice *c,
-                           ellm_error *err) {
+ellm_status ec_rans_choose(const uint8_t *symbols, const uint64_t *hist, uint64_t n, int bits, uint64_t row_len,
+                           ec_rans_choice *c, ellm_error *err) {
     const int alphabet = 1 << bits;
     memset(c, 0, sizeof *c);
     c->model.scale_bits = EC_RANS_SCALE_BITS;
     c->model.n_states = n >= EC_RANS_MANY_STATES_MIN ? EC_RANS_MAX_STATES : 1;
     c->model.n_classes = 1;
     if (!n) return ELLM_OK;
-    uint64_t hist[256];
-    ec_histogram(symbols, n, 256, hist);
     double best = choose_weights(hist, alphabet, bits, c->model.scale_bits, c->z[0], &c->k[0]);
     const double one_table = best;
     if (!ec_rans_freqs_from_weights(c->z[0], alphabet, c->model.scale_bits, c->model.freq[0]))

@@ -242,10 +242,10 @@ static void test_rans_freqs(void) {
         sym[i] = (uint8_t)(g < 0 ? 0 : g > 255 ? 255 : g);
     }
     ec_rans_choice *c = malloc(sizeof *c);
-    CHECK(c && ec_rans_choose(sym, n, 8, 0, c, &err) == ELLM_OK, "choose: %s", err.message);
+    uint64_t hist[256];
+    ec_histogram(sym, n, 256, hist);
+    CHECK(c && ec_rans_choose(sym, hist, n, 8, 0, c, &err) == ELLM_OK, "choose: %s", err.message);
     if (c) {
-        uint64_t hist[256];
-        ec_histogram(sym, n, 256, hist);
         double bits = 0;
         for (int s = 0; s < 256; s++)
             if (hist[s]) bits += (double)hist[s] * (c->model.scale_bits - log2(c->model.freq[0][s]));
@@ -255,7 +255,8 @@ static void test_rans_freqs(void) {
         CHECK(c->model.n_states == 8 && c->model.n_classes == 1, "large i.i.d. tensor: %d states %d classes",
               c->model.n_states, c->model.n_classes);
         /* 4096 symbols: one state, and a table of well under 100 bytes */
-        CHECK(ec_rans_choose(sym, 4096, 8, 0, c, &err) == ELLM_OK, "choose: %s", err.message);
+        ec_histogram(sym, 4096, 256, hist);
+        CHECK(ec_rans_choose(sym, hist, 4096, 8, 0, c, &err) == ELLM_OK, "choose: %s", err.message);
         CHECK(c->model.n_states == 1, "small tensor: %d states", c->model.n_states);
         uint64_t tb = ec_rans_weights_bits(c->z[0], 256, 8, c->k[0]);
         CHECK(tb < 8 * 100, "table of a 4096-symbol bell tensor takes %llu bits", (unsigned long long)tb);
