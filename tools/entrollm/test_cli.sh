@@ -5,22 +5,9 @@
 # output file. Usage: test_cli.sh PATH/TO/entrollm   (ELLM_DATA_DIR must be set)
 set -u
 BIN=${1:?usage: test_cli.sh ENTROLLM_BINARY}
-# A cross-built program runs under the emulator named in ELLM_EMULATOR
-# (scripts/test-arm.sh sets it; see docs/DEVELOPING.md, "ARM").
-if [ -n "${ELLM_EMULATOR:-}" ]; then
-    ellm_target=$BIN BIN=ellm_emulated
-    ellm_emulated() { $ELLM_EMULATOR "$ellm_target" "$@"; }
-fi
-DATA=${ELLM_DATA_DIR:-}
-if [ -z "$DATA" ] || [ ! -f "$DATA/stories260K/stories260K.bin" ]; then
-  echo "test_cli: reference data not found (ELLM_DATA_DIR=$DATA): ../shared/data is required" >&2
-  exit 1
-fi
+NAME=test_cli
+. "$(dirname "$0")/cli_test_setup.sh"
 command -v jq >/dev/null || { echo "test_cli: jq is required (scripts/install-deps.sh installs it)" >&2; exit 1; }
-export ELLM_NO_PROGRESS=1
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-MODEL=$DATA/stories260K/stories260K.bin
 pass=0 fail=0
 ok()   { pass=$((pass + 1)); }
 bad()  { fail=$((fail + 1)); echo "FAIL: $*" >&2; }

@@ -5,21 +5,10 @@
 # plumbing, bench latency, and error exits.
 set -u
 BIN=${1:?usage: test_eval.sh path/to/entrollm}
-# A cross-built program runs under the emulator named in ELLM_EMULATOR
-# (scripts/test-arm.sh sets it; see docs/DEVELOPING.md, "ARM").
-if [ -n "${ELLM_EMULATOR:-}" ]; then
-    ellm_target=$BIN BIN=ellm_emulated
-    ellm_emulated() { $ELLM_EMULATOR "$ellm_target" "$@"; }
-fi
-D=${ELLM_DATA_DIR:-}
-if [ -z "$D" ] || [ ! -d "$D" ]; then
-    echo "ELLM_DATA_DIR is unset or not a directory: this test needs the shared reference data" >&2
-    exit 1
-fi
-MODEL=$D/stories260K/stories260K.bin
+NAME=test_eval
+. "$(dirname "$0")/cli_test_setup.sh"
+D=$DATA
 STORIES=$D/tinystories/validation_100.txt
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
 fails=0
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 # jget FILE KEY: a top-level number or string of a JSON object

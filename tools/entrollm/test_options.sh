@@ -7,19 +7,8 @@
 # Usage: test_options.sh PATH/TO/entrollm   (ELLM_DATA_DIR must be set)
 set -u
 BIN=${1:?usage: test_options.sh ENTROLLM_BINARY}
-if [ -n "${ELLM_EMULATOR:-}" ]; then
-    ellm_target=$BIN BIN=ellm_emulated
-    ellm_emulated() { $ELLM_EMULATOR "$ellm_target" "$@"; }
-fi
-DATA=${ELLM_DATA_DIR:-}
-if [ -z "$DATA" ] || [ ! -f "$DATA/stories260K/stories260K.bin" ]; then
-  echo "test_options: reference data not found (ELLM_DATA_DIR=$DATA): ../shared/data is required" >&2
-  exit 1
-fi
-export ELLM_NO_PROGRESS=1
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-MODEL=$DATA/stories260K/stories260K.bin
+NAME=test_options
+. "$(dirname "$0")/cli_test_setup.sh"
 pass=0 fail=0
 ok()  { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
