@@ -327,15 +327,6 @@ int main(void) {
             return 1;
         }
         exact_cases(pool, &rng);
-        ellm_pool_destroy(pool);
-    }
-    for (int threads = 1; threads <= 2; threads++) {
-        ellm_pool *pool;
-        ellm_error err;
-        if (ellm_pool_create(threads, &pool, &err)) {
-            fprintf(stderr, "pool: %s\n", err.message);
-            return 1;
-        }
         const int bits_list[] = {8, 4, 32};
         for (size_t b = 0; b < 3; b++) {
             int bits = bits_list[b];
