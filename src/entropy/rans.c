@@ -500,7 +500,7 @@ static void fill_classes(const ec_rans_model *m, uint64_t first, uint32_t count,
 
 #define RANS_STEP_C(j, k, SYM_OUT)                                            \
     do {                                                                      \
-        uint32_t c_ = cb[k];                                                  \
+        uint32_t c_ = c8[k]; /* the class of symbol k of this round */       \
         uint32_t slot_ = x##j & mask;                                         \
         uint32_t s_ = sym[(c_ << scale) + slot_];                             \
         uint32_t e_ = freq_start[(c_ << 8) + s_];                             \
@@ -536,10 +536,8 @@ static ellm_status rans_decode8_classes(const ec_rans_tables *r, int bits, uint6
             if (ELLM_UNLIKELY(p > lim)) return past_end(segment, err);
             const uint8_t *c8 = cb + 8 * i;
             uint8_t s0, s1, s2, s3, s4, s5, s6, s7;
-#define cb c8
             RANS_STEP_C(0, 0, s0); RANS_STEP_C(1, 1, s1); RANS_STEP_C(2, 2, s2); RANS_STEP_C(3, 3, s3);
             RANS_STEP_C(4, 4, s4); RANS_STEP_C(5, 5, s5); RANS_STEP_C(6, 6, s6); RANS_STEP_C(7, 7, s7);
-#undef cb
             if (bits == 8) {
                 o[0] = s0, o[1] = s1, o[2] = s2, o[3] = s3, o[4] = s4, o[5] = s5, o[6] = s6, o[7] = s7;
                 o += 8;
@@ -554,7 +552,6 @@ static ellm_status rans_decode8_classes(const ec_rans_tables *r, int bits, uint6
             if (ELLM_UNLIKELY(p > lim)) return past_end(segment, err);
             const uint8_t *c8 = cb + 8 * rounds;
             uint8_t t[EC_RANS_MAX_STATES] = {0};
-#define cb c8
             if (tail > 0) RANS_STEP_C(0, 0, t[0]);
             if (tail > 1) RANS_STEP_C(1, 1, t[1]);
             if (tail > 2) RANS_STEP_C(2, 2, t[2]);
@@ -562,7 +559,6 @@ static ellm_status rans_decode8_classes(const ec_rans_tables *r, int bits, uint6
             if (tail > 4) RANS_STEP_C(4, 4, t[4]);
             if (tail > 5) RANS_STEP_C(5, 5, t[5]);
             if (tail > 6) RANS_STEP_C(6, 6, t[6]);
-#undef cb
             if (bits == 8) memcpy(o, t, tail);
             else
                 for (uint32_t k = 0; k < tail; k += 2) o[k / 2] = (uint8_t)(t[k] | (k + 1 < tail ? t[k + 1] << 4 : 0));
